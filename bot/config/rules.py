@@ -1,0 +1,48 @@
+"""Detector rules: which liquidations count, the window and the escalation ladder."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.events import Side
+
+
+class RuleConfig(BaseModel):
+    """One detector rule. Defaults are those of the detector contract (1h, $1M, x2, 2h)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="all", min_length=1, description="unique rule name")
+    venues: tuple[str, ...] = Field(default=(), description="venues counted; empty = all")
+    symbols: tuple[str, ...] = Field(
+        default=(), description="symbols (BTCUSDT) or base assets (BTC) counted; empty = all"
+    )
+    sides: tuple[Side, ...] = Field(default=("long", "short"), description="position sides")
+    window_s: float = Field(default=3600.0, gt=0, description="rolling window W, seconds")
+    threshold_usd: float = Field(default=1_000_000.0, gt=0, description="base threshold T0")
+    factor: float = Field(default=2.0, gt=1, description="threshold multiplier per level f")
+    escalation_window_s: float = Field(
+        default=7200.0, gt=0, description="E: level resets to 0 after this long without anomaly"
+    )
+    top_n: int = Field(default=5, ge=1, le=50, description="top symbols/venues carried")
+
+    @field_validator("sides")
+    @classmethod
+    def _sides_not_empty(cls, sides: tuple[Side, ...]) -> tuple[Side, ...]:
+        if not sides:
+            raise ValueError("at least one of 'long', 'short' is needed")
+        return sides
+
+    @model_validator(mode="after")
+    def _window_in_ms(self) -> RuleConfig:
+        if self.window_s * 1000 < 1:
+            raise ValueError("window_s must be at least one millisecond")
+        return self
+
+    @property
+    def window_ms(self) -> int:
+        return round(self.window_s * 1000)
+
+    @property
+    def escalation_window_ms(self) -> int:
+        return round(self.escalation_window_s * 1000)

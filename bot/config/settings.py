@@ -1,0 +1,44 @@
+"""The root of `liqguard.yaml`: one section per part of the bot."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.config.chains import ChainsConfig
+from bot.config.policy import PolicyConfig
+from bot.config.rules import RuleConfig
+from bot.config.telegram import TelegramConfig
+from bot.config.venues import ExchangesConfig
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    json_file: str | None = Field(default=None, description="also write JSON lines here")
+
+
+class Settings(BaseModel):
+    """Everything liqguard.yaml may say. Unknown keys are refused, with the key named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["paper", "live"] = Field(
+        default="paper", description="paper (default) or live; live also needs --live"
+    )
+    rules: tuple[RuleConfig, ...] = Field(default=(RuleConfig(),), min_length=1)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    exchanges: ExchangesConfig = Field(default_factory=ExchangesConfig)
+    telegram: TelegramConfig | None = None
+    chains: ChainsConfig = Field(default_factory=ChainsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> Settings:
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+        return self

@@ -1,0 +1,89 @@
+"""Logging through loguru only: readable in the terminal, JSON lines to a file if configured.
+
+One redaction filter sees every record; the stdlib loggers of libraries (ccxt, httpx,
+telegram, web3, apscheduler) are routed into loguru so they pass through it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from loguru import logger
+
+REDACTED = "***"
+_secrets: set[str] = set()
+# Telegram bot tokens in URLs (bot123456:ABC...) even when not registered as a secret.
+_TOKEN_PATTERNS = [re.compile(r"bot\d{5,}:[A-Za-z0-9_-]{20,}")]
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add values that must never be printed (keys, tokens, RPC URLs)."""
+    for v in values:
+        if v and len(v) >= 4:
+            _secrets.add(v)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret and every token-looking string with ***."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub("bot" + REDACTED, text)
+    return text
+
+
+def _redaction_filter(record: Any) -> bool:
+    record["message"] = redact(record["message"])
+    if record["exception"] is not None:
+        exc = record["exception"]
+        if exc.value is not None:
+            record["extra"]["error"] = redact(str(exc.value))
+    for key, value in list(record["extra"].items()):
+        if isinstance(value, str):
+            record["extra"][key] = redact(value)
+    return True
+
+
+class _InterceptHandler(logging.Handler):
+    """Send stdlib logging records to loguru (and so through the redaction filter)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+_QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.WARNING}
+
+
+def setup_logging(level: str = "INFO", json_file: str | None = None, stream: Any = None) -> None:
+    """Configure loguru sinks and route library loggers into it. Safe to call twice."""
+    logger.remove()
+    logger.configure(patcher=None)
+    logger.add(
+        stream or sys.stderr,
+        level=level,
+        filter=_redaction_filter,
+        backtrace=False,
+        diagnose=False,  # diagnose would print local variables: secrets among them
+        format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}",
+    )
+    if json_file:
+        logger.add(
+            json_file,
+            level=level,
+            serialize=True,
+            filter=_redaction_filter,
+            backtrace=False,
+            diagnose=False,
+        )
+    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    for name, lib_level in _QUIET.items():
+        logging.getLogger(name).setLevel(lib_level)
