@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,11 +39,14 @@ def redact(text: str) -> str:
 
 
 def _redaction_filter(record: Any) -> bool:
-    record["message"] = redact(record["message"])
-    if record["exception"] is not None:
-        exc = record["exception"]
-        if exc.value is not None:
-            record["extra"]["error"] = redact(str(exc.value))
+    message = record["message"]
+    exc = record["exception"]
+    if exc is not None:
+        # The traceback text carries the exception message: fold it in redacted, drop the raw one.
+        formatted = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+        message = f"{message}\n{formatted.rstrip()}"
+        record["exception"] = None
+    record["message"] = redact(message)
     for key, value in list(record["extra"].items()):
         if isinstance(value, str):
             record["extra"][key] = redact(value)
