@@ -6,8 +6,10 @@ import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
 _CENT = Decimal("0.01")
-# Below this distance from x.5 cents, float arithmetic cannot tell a tie: decide in Decimal.
+# Near x.5 cents float arithmetic cannot tell a tie: decide in Decimal. The margin grows
+# with the amount because the float error of `usd * 100` does.
 _TIE_EPS = 1e-6
+_TIE_REL = 2.0**-48
 
 
 def usd_to_cents(usd: float | str | Decimal) -> int:
@@ -21,7 +23,8 @@ def usd_to_cents(usd: float | str | Decimal) -> int:
         scaled = usd * 100.0
         nearest = round(scaled)
         # Fast path: far from a half-cent tie, float rounding is already exact.
-        if abs(abs(scaled - math.floor(scaled)) - 0.5) > _TIE_EPS and abs(scaled) < 2**52:
+        margin = _TIE_EPS + abs(scaled) * _TIE_REL
+        if abs(abs(scaled - math.floor(scaled)) - 0.5) > margin and abs(scaled) < 2**52:
             return int(nearest)
         usd = repr(usd)
     value = usd if isinstance(usd, Decimal) else Decimal(str(usd).strip())

@@ -1,11 +1,359 @@
-"""`liqguard detect`: placeholder, replaced by the foundation work."""
+"""`liqguard detect FILE...`: the anomalies a risk desk would have received from recorded tapes.
+
+Contents: detect (the command), rule assembly from config + flags, parse_duration, the
+streaming run, the output (rich table or JSON lines on stdout), the summary on stderr.
+Exit codes: 0 success, 1 unreadable input, 2 usage or configuration error.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
 from bot.cli import app
+from bot.config.loader import ConfigError, load_settings
+from bot.config.rules import RuleConfig
+from bot.detector import Detector, anomaly_to_json
+from bot.events import Anomaly, Calm
+from bot.sources.files import RecordedTape, Rejection, TapeError, TapeStats, open_tape
+from bot.sources.formats import FORMATS
+
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024  # smaller files finish before a bar is worth drawing
+SHOWN_REJECTIONS = 5
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_FLAG_OF_FIELD = {
+    "threshold_usd": "--threshold",
+    "window_s": "--window",
+    "factor": "--factor",
+    "escalation_window_s": "--escalation-window",
+    "sides": "--side",
+    "symbols": "--symbol",
+    "venues": "--venue",
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `3600`, `90m`, `1h`, `1h30m`, `2d`; ValueError otherwise."""
+    s = text.strip().lower()
+    if not s or _DURATION_PART.sub("", s):
+        raise ValueError(f"{text!r} is not a duration (examples: 3600, 90m, 1h, 1h30m)")
+    return sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(s))
+
+
+def build_rules(config: Path | None, flags: dict[str, Any]) -> tuple[RuleConfig, ...]:
+    """The rules of the config file (or the one default rule), with the flags applied to each."""
+    rules = load_settings(config).rules
+    if not flags:
+        return rules
+    out = []
+    for rule in rules:
+        data = {**rule.model_dump(), **flags}
+        try:
+            out.append(RuleConfig.model_validate(data))
+        except ValidationError as exc:
+            problems = []
+            for item in exc.errors():
+                name = str(item["loc"][0]) if item["loc"] else "rule"
+                where = _FLAG_OF_FIELD.get(name, name)
+                problems.append(f"{where}: value {data.get(name)!r}: {item['msg']}")
+            raise ConfigError(
+                f"rule {rule.name!r}: " + "; ".join(problems) + " (fix the option and run again)"
+            ) from None
+    return tuple(out)
+
+
+@dataclass
+class RunSummary:
+    """What a run saw, for the summary on stderr."""
+
+    files: int = 0
+    read: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    rejections: list[tuple[str, Rejection]] = field(default_factory=list)
+    late: dict[str, int] = field(default_factory=dict)
+    levels: dict[int, int] = field(default_factory=dict)
+    calms: int = 0
+    peaks: dict[str, tuple[int, int]] = field(default_factory=dict)  # rule: (cents, ts_ms)
+
+    def add_tape(self, stats: TapeStats) -> None:
+        self.files += 1
+        self.read += stats.read
+        self.rejected += stats.rejected
+        self.skipped += stats.skipped
+        room = SHOWN_REJECTIONS - len(self.rejections)
+        self.rejections += [(stats.path, r) for r in stats.first_rejections[:room]]
+
+    def add_event(self, event: Anomaly | Calm) -> None:
+        if isinstance(event, Anomaly):
+            self.levels[event.level] = self.levels.get(event.level, 0) + 1
+        else:
+            self.calms += 1
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _dollars(cents: int) -> str:
+    return f"{round(cents / 100):,}"
+
+
+def _usd(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def _stream(
+    tapes: list[RecordedTape],
+    rules: tuple[RuleConfig, ...],
+    summary: RunSummary,
+    err: Console,
+    emit: Callable[[Anomaly | Calm], None],
+) -> None:
+    """Every event through the streaming detector, in file and row order."""
+    detector = Detector(rules)
+    total = sum(t.size_bytes for t in tapes)
+    progress = _progress(err, total)
+    peak = _PeakTracker(detector)
+    with progress:
+        task = progress.add_task("reading", total=total)
+        done = 0
+        for tape in tapes:
+            progress.update(task, description=tape.path.name)
+            for n, liq in enumerate(tape):
+                for found in detector.on_liquidation(liq):
+                    emit(found)
+                peak.after()
+                if n % 65536 == 0:
+                    progress.update(task, completed=done + tape.bytes_done)
+            done += tape.size_bytes
+            summary.add_tape(tape.stats)
+    summary.late = dict(detector.late)
+    summary.peaks = peak.peaks
+
+
+def _progress(err: Console, total_bytes: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=total_bytes < PROGRESS_MIN_BYTES or not err.is_terminal,
+    )
+
+
+def _batch(
+    tapes: list[RecordedTape],
+    rules: tuple[RuleConfig, ...],
+    summary: RunSummary,
+    err: Console,
+    emit: Callable[[Anomaly | Calm], None],
+) -> bool:
+    """The columnar path for unified CSV (same output as _stream); False if it does not apply."""
+    if any(t.format != "unified" for t in tapes):
+        return False
+    from bot.columnar import UnsupportedFastPath
+    from bot.detector_batch import detect_file_fast
+
+    total = sum(t.size_bytes for t in tapes)
+    with _progress(err, total) as progress:
+        task = progress.add_task("reading", total=total)
+        try:
+            result = detect_file_fast(
+                [t.path for t in tapes],
+                rules,
+                lambda done, _: progress.update(task, completed=done),
+            )
+        except (UnsupportedFastPath, NotImplementedError):
+            return False  # the streaming path reads it, with the same output
+    for stats in result.stats:
+        summary.add_tape(stats)
+    summary.late = dict(result.late)
+    summary.peaks = dict(result.peaks)
+    for event in result.events:
+        emit(event)
+    return True
+
+
+class _PeakTracker:
+    """Each rule's largest window sum and when (a rolling sum peaks at an event's time)."""
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self.peaks: dict[str, tuple[int, int]] = {}
+
+    def after(self) -> None:
+        peaks = self.peaks
+        for status in self._detector.status():
+            best = peaks.get(status.rule)
+            if status.clock_ms is not None and (best is None or status.window_cents > best[0]):
+                peaks[status.rule] = (status.window_cents, status.clock_ms)
+
+
+def _print_table(out: Console, events: list[Anomaly | Calm]) -> None:
+    if not events:
+        out.print("No anomalies.")
+        return
+    table = Table(title="Liquidation anomalies (USD)", header_style="bold")
+    table.add_column("time (UTC)")
+    table.add_column("rule")
+    for name in ("level", "window", "threshold", "long", "short", "events"):
+        table.add_column(name, justify="right")
+    table.add_column("top symbols")
+    for ev in events:
+        when = _iso(ev.ts_ms)[:-4]
+        if isinstance(ev, Calm):
+            table.add_row(
+                when, ev.rule, "calm", "", "", "", "", "", f"was level {ev.previous_level}"
+            )
+            continue
+        top = ", ".join(f"{s.name} {_dollars(s.cents)}" for s in ev.top_symbols[:2])
+        table.add_row(
+            when,
+            ev.rule,
+            str(ev.level),
+            _dollars(ev.window_cents),
+            _dollars(ev.threshold_cents),
+            _dollars(ev.long_cents),
+            _dollars(ev.short_cents),
+            f"{ev.events:,}",
+            top,
+        )
+    out.print(table)
+
+
+def _print_summary(err: Console, summary: RunSummary, rules: tuple[RuleConfig, ...]) -> None:
+    err.print(
+        f"events read: {summary.read:,} from {summary.files} file(s); "
+        f"rejected: {summary.rejected:,}; late: {sum(summary.late.values()):,}"
+        + (f"; control messages skipped: {summary.skipped:,}" if summary.skipped else ""),
+        highlight=False,
+    )
+    for path, rej in summary.rejections:
+        err.print(f"  rejected {Path(path).name} line {rej.line}: {rej.reason}", highlight=False)
+    if summary.rejected > len(summary.rejections):
+        err.print(f"  ... and {summary.rejected - len(summary.rejections):,} more", highlight=False)
+    anomalies = sum(summary.levels.values())
+    by_level = ", ".join(f"level {k}: {v}" for k, v in sorted(summary.levels.items()))
+    err.print(
+        f"anomalies: {anomalies}"
+        + (f" ({by_level})" if by_level else "")
+        + f"; calm: {summary.calms}",
+        highlight=False,
+    )
+    for rule in rules:
+        if rule.name in summary.peaks:
+            cents, ts_ms = summary.peaks[rule.name]
+            err.print(
+                f"largest {_duration(rule.window_s)} window sum (rule {rule.name}): "
+                f"{_usd(cents)} at {_iso(ts_ms)}",
+                highlight=False,
+            )
+    err.print(
+        "note: Binance streams push at most one liquidation per symbol per second, "
+        "so sums from them are a floor.",
+        style="dim",
+        highlight=False,
+    )
 
 
 @app.command()
-def detect() -> None:
-    """Find liquidation anomalies in recorded tapes."""
-    raise SystemExit(2)
+def detect(
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="recorded tapes (plain or gzip)")
+    ],
+    threshold: Annotated[
+        float | None, typer.Option(help="base threshold T0 in USD (default 1000000)")
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="rolling window W: 3600, 90m, 1h (default 1h)")
+    ] = None,
+    factor: Annotated[float | None, typer.Option(help="threshold factor per level")] = None,
+    escalation_window: Annotated[
+        str | None, typer.Option(help="E: calm after this long without anomaly (default 2h)")
+    ] = None,
+    side: Annotated[str | None, typer.Option(help="count only this side: long or short")] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option(help="count only this symbol or base asset (repeat)")
+    ] = None,
+    venue: Annotated[list[str] | None, typer.Option(help="count only this venue (repeat)")] = None,
+    config: Annotated[Path | None, typer.Option(help="liqguard.yaml with the rules")] = None,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="JSON lines on stdout, nothing else there")
+    ] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="unified, binance-csv or jsonl (default: detect)")
+    ] = None,
+) -> None:
+    """Find liquidation anomalies in recorded tapes (docs: detector.md semantics)."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if side is not None and side not in ("long", "short"):
+        raise typer.BadParameter("use long or short", param_hint="--side")
+    flags: dict[str, Any] = {}
+    for name, text in (("window_s", window), ("escalation_window_s", escalation_window)):
+        if text is not None:
+            try:
+                flags[name] = parse_duration(text)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=_FLAG_OF_FIELD[name]) from None
+    for name, value in (("threshold_usd", threshold), ("factor", factor)):
+        if value is not None:
+            flags[name] = value
+    if side is not None:
+        flags["sides"] = (side,)
+    if symbol:
+        flags["symbols"] = tuple(symbol)
+    if venue:
+        flags["venues"] = tuple(venue)
+    try:
+        rules = build_rules(config, flags)
+    except ConfigError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    found: list[Anomaly | Calm] = []
+
+    def emit(event: Anomaly | Calm) -> None:
+        summary.add_event(event)
+        if json_lines:  # as found, so a pipe sees anomalies while a long file is read
+            sys.stdout.write(json.dumps(anomaly_to_json(event)) + "\n")
+        else:
+            found.append(event)
+
+    summary = RunSummary()
+    try:
+        tapes = [open_tape(path, fmt) for path in files]
+        if not _batch(tapes, rules, summary, err, emit):
+            _stream(tapes, rules, summary, err, emit)
+    except TapeError as exc:
+        sys.stdout.flush()
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    if not json_lines:
+        out = Console(highlight=False)
+        _print_table(out if out.is_terminal else Console(highlight=False, width=140), found)
+    sys.stdout.flush()  # the table before the summary when both go to one terminal
+    _print_summary(err, summary, rules)

@@ -1,0 +1,71 @@
+"""Binance kline CSVs -> PriceTick: one tick per candle, its close price at its close time.
+
+The close at the close time, not the open at the open time, because a replay at time t may
+only know what was known at t: a candle's close exists once the candle has closed.
+Accepts Binance Vision's 12-column layout (open times in ms, or µs as in files from 2025),
+the bundled 6-column excerpt (`open_time_ms,open,high,low,close,volume`), header optional,
+plain or gzip. Without a close-time column the close time is open time + interval - 1 ms,
+the interval read from the file name (`-5m`) or else from the first two open times.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.events import PriceTick
+from bot.sources.files import TapeError, open_binary
+
+__all__ = ["read_prices"]
+
+_INTERVAL = re.compile(r"-(\d+)([smhdw])[-_.]")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_US_ABOVE = 10**14  # epoch ms stay below this until year 5138; µs are above it since 1973
+
+
+def _to_ms(value: int) -> int:
+    return value // 1000 if value >= _US_ABOVE else value
+
+
+def _interval_ms(path: Path) -> int | None:
+    match = _INTERVAL.search(path.name + ".")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)] if match else None
+
+
+def read_prices(
+    path: str | Path, symbol: str | None = None, venue: str | None = "binance"
+) -> list[PriceTick]:
+    """PriceTicks of a kline CSV; `symbol` defaults to the file name's prefix (BTCUSDT-5m...)."""
+    p = Path(path)
+    name = symbol or p.name.split("-")[0].split("_")[0].upper()
+    rows: list[tuple[int, int | None, float]] = []
+    reader, raw = open_binary(p)
+    try:
+        for number, blob in enumerate(reader, start=1):
+            text = blob.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            fields = text.split(",")
+            try:
+                open_ms = _to_ms(int(fields[0]))
+                close = float(fields[4])
+                close_ms = _to_ms(int(fields[6])) if len(fields) >= 7 else None
+            except (ValueError, IndexError):
+                if number == 1:
+                    continue  # a header
+                raise TapeError(
+                    f"{p} line {number} is not a kline row (open_time,open,high,low,close,...)."
+                ) from None
+            rows.append((open_ms, close_ms, close))
+    finally:
+        reader.close()
+        raw.close()
+    interval = _interval_ms(p)
+    if interval is None and len(rows) >= 2:
+        interval = rows[1][0] - rows[0][0]
+    ticks = []
+    for open_ms, close_ms, close in rows:
+        if close_ms is None:
+            close_ms = open_ms + (interval or 1) - 1
+        ticks.append(PriceTick(ts_ms=close_ms, symbol=name, price=close, venue=venue))
+    return ticks

@@ -1,0 +1,335 @@
+"""Venue liquidation messages -> Liquidation events: the code recorded files and live streams share.
+
+Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
+parse_raw_message (detects the venue), the contract-size tables, event ids.
+
+Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
+With `errors=None` the first bad entry raises MalformedMessage; with a list, bad entries are
+skipped and their reasons appended, so one odd entry does not lose its neighbours.
+
+Side conventions (docs/venues.md): Binance `S` and OKX `side` are the liquidation ORDER side
+(SELL = a long was liquidated); Bybit `S`/`side` is the POSITION side (Buy = a long was).
+USD is always computed here, never taken from ccxt:
+- Binance USD-M: filled qty `z` * average price `ap` (fallback `q` * `p`).
+- Binance COIN-M (`BTCUSD_PERP`, `BTCUSD_200925`): contracts * face value, 100 USD for BTC and
+  10 USD for every other coin (Binance COIN-M contract specifications); venue `binance-coinm`.
+- Bybit linear: `v` * `p`; inverse (`BTCUSD`, `BTCUSDH25`): `v` contracts of 1 USD each.
+- OKX SWAP/FUTURES: `sz` contracts; linear USD = sz * ctVal * bkPx, inverse (`BTC-USD-SWAP`)
+  USD = sz * ctVal (ctVal in USD). ctVal comes from `contract_size(instId)` (ccxt markets) or
+  the small built-in table; an unknown instrument is rejected, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from bot.events import Liquidation
+from bot.sources.validate import MalformedMessage, make_liquidation, to_number, to_ts_ms
+
+__all__ = [
+    "OKX_CONTRACT_VALUES",
+    "MalformedMessage",
+    "binance_coinm_contract_usd",
+    "parse_binance_force_order",
+    "parse_bybit_liquidation",
+    "parse_okx_liquidation_orders",
+    "parse_raw_message",
+]
+
+ContractSize = Callable[[str], float | None]
+
+# OKX ctVal by instrument family (swaps and futures share it): base units for linear, USD for
+# inverse. From OKX /api/v5/public/instruments; pass `contract_size` for anything else.
+OKX_CONTRACT_VALUES: dict[str, Decimal] = {
+    "BTC-USDT": Decimal("0.01"),
+    "ETH-USDT": Decimal("0.1"),
+    "SOL-USDT": Decimal("1"),
+    "ADA-USDT": Decimal("100"),
+    "BTC-USD": Decimal("100"),
+    "ETH-USD": Decimal("10"),
+}
+
+_BINANCE_COINM = re.compile(r"^([A-Z0-9]+)USD_(PERP|\d{6})$")
+_BYBIT_INVERSE = re.compile(r"^[A-Z0-9]+USD([FGHJKMNQUVXZ]\d{2})?$")
+
+
+def _entry_error(errors: list[str] | None, where: str, exc: MalformedMessage) -> None:
+    if errors is None:
+        raise MalformedMessage(f"{where}: {exc}") from None
+    errors.append(f"{where}: {exc}")
+
+
+def _event_id(venue: str, symbol: str, ts_ms: int, side: str, qty: str, price: str) -> str:
+    # Fields as the venue sent them, so a message re-sent after a reconnect gets the same id.
+    return f"{venue}:{symbol}:{ts_ms}:{side}:{qty}:{price}"
+
+
+def _text(entry: Mapping[str, Any], key: str, what: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedMessage(f"{what} ({key!r}) is missing or not text")
+    return value.strip()
+
+
+def _positive(value: object, what: str) -> Decimal:
+    number = to_number(value, what)
+    if number <= 0:
+        raise MalformedMessage(f"{what} must be positive, not {number}")
+    return number
+
+
+# ---------------------------------------------------------------------------------------------
+# Binance forceOrder
+# ---------------------------------------------------------------------------------------------
+
+
+def binance_coinm_contract_usd(symbol: str) -> Decimal | None:
+    """Face value in USD of one Binance COIN-M contract, or None if `symbol` is not COIN-M."""
+    match = _BINANCE_COINM.match(symbol)
+    if match is None:
+        return None
+    return Decimal(100) if match.group(1) == "BTC" else Decimal(10)
+
+
+def parse_binance_force_order(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """A Binance `forceOrder` event (or its `o` object, or a combined-stream wrapper)."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a Binance forceOrder message must be a JSON object")
+    if isinstance(msg.get("data"), Mapping) and "stream" in msg:
+        msg = msg["data"]
+    order = msg.get("o")
+    if not isinstance(order, Mapping):
+        if "s" not in msg or "e" in msg:
+            raise MalformedMessage("Binance forceOrder: 'o' is not an object")
+        order = msg  # ccxt's info: the order object itself (its "o" is the order type)
+    try:
+        return [_binance_order(order, msg.get("E"))]
+    except MalformedMessage as exc:
+        _entry_error(errors, "Binance forceOrder", exc)
+        return []
+
+
+def _binance_order(o: Mapping[str, Any], event_ms: object) -> Liquidation:
+    symbol = _text(o, "s", "symbol")
+    order_side = _text(o, "S", "order side").upper()
+    if order_side not in ("BUY", "SELL"):
+        raise MalformedMessage(f"unknown order side {order_side[:20]!r} (expected BUY or SELL)")
+    side = "long" if order_side == "SELL" else "short"
+    ts_ms = to_ts_ms(o.get("T", event_ms), "trade time 'T'")
+    filled = o.get("z")
+    avg = o.get("ap")
+    use_fill = _is_positive_text(filled) and _is_positive_text(avg)
+    qty = _positive(filled if use_fill else o.get("q"), "quantity")
+    price = _positive(avg if use_fill else o.get("p"), "price")
+    coinm_usd = binance_coinm_contract_usd(symbol)
+    if coinm_usd is not None:
+        venue, usd = "binance-coinm", qty * coinm_usd
+    elif "ps" in o:
+        raise MalformedMessage(f"symbol {symbol!r} has 'ps' but is not a COIN-M symbol")
+    else:
+        venue, usd = "binance-usdm", qty * price
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue=venue,
+        symbol=symbol,
+        side=side,
+        notional_usd=usd,
+        price=price,
+        quantity=qty,
+        event_id=_event_id(venue, symbol, ts_ms, side, str(qty), str(price)),
+    )
+
+
+def _is_positive_text(value: object) -> bool:
+    try:
+        return to_number(value, "") > 0
+    except MalformedMessage:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Bybit allLiquidation / liquidation
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_bybit_liquidation(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """Bybit `allLiquidation.<SYM>` (data list) or legacy `liquidation.<SYM>` (data object)."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a Bybit liquidation message must be a JSON object")
+    data = msg.get("data", msg)
+    entries = [data] if isinstance(data, Mapping) else data
+    if not isinstance(entries, list):
+        raise MalformedMessage("Bybit liquidation: 'data' is neither a list nor an object")
+    out: list[Liquidation] = []
+    for i, entry in enumerate(entries):
+        try:
+            if not isinstance(entry, Mapping):
+                raise MalformedMessage("entry is not an object")
+            out.append(_bybit_entry(entry))
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Bybit liquidation data[{i}]", exc)
+    return out
+
+
+def _bybit_entry(e: Mapping[str, Any]) -> Liquidation:
+    if "s" in e or "T" in e:  # allLiquidation
+        symbol, pos_side = _text(e, "s", "symbol"), _text(e, "S", "position side")
+        ts_ms = to_ts_ms(e.get("T"), "time 'T'")
+        size, price = _positive(e.get("v"), "size 'v'"), _positive(e.get("p"), "price 'p'")
+    else:  # legacy liquidation.<SYM>
+        symbol, pos_side = _text(e, "symbol", "symbol"), _text(e, "side", "position side")
+        ts_ms = to_ts_ms(e.get("updatedTime"), "time 'updatedTime'")
+        size, price = _positive(e.get("size"), "size"), _positive(e.get("price"), "price")
+    if pos_side not in ("Buy", "Sell"):
+        raise MalformedMessage(f"unknown position side {pos_side[:20]!r} (expected Buy or Sell)")
+    side = "long" if pos_side == "Buy" else "short"
+    usd = size if _BYBIT_INVERSE.match(symbol) else size * price
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="bybit",
+        symbol=symbol,
+        side=side,
+        notional_usd=usd,
+        price=price,
+        quantity=size,
+        event_id=_event_id("bybit", symbol, ts_ms, side, str(size), str(price)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# OKX liquidation-orders
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_okx_liquidation_orders(
+    msg: Mapping[str, Any],
+    contract_size: ContractSize | None = None,
+    errors: list[str] | None = None,
+) -> list[Liquidation]:
+    """OKX `liquidation-orders`: every entry of every `details` list (ccxt keeps only the first)."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("an OKX liquidation-orders message must be a JSON object")
+    data = msg.get("data", [msg])
+    if not isinstance(data, list):
+        raise MalformedMessage("OKX liquidation-orders: 'data' is not a list")
+    out: list[Liquidation] = []
+    for i, inst in enumerate(data):
+        where = f"OKX liquidation-orders data[{i}]"
+        try:
+            if not isinstance(inst, Mapping):
+                raise MalformedMessage("entry is not an object")
+            inst_id = _text(inst, "instId", "instrument")
+            inst_type = str(inst.get("instType") or _okx_type(inst_id))
+            if inst_type not in ("SWAP", "FUTURES"):
+                raise MalformedMessage(f"{inst_id}: instType {inst_type!r} is not SWAP or FUTURES")
+            ct_val = _okx_contract_value(inst_id, inst.get("instFamily"), contract_size)
+            details = inst.get("details")
+            if not isinstance(details, list) or not details:
+                raise MalformedMessage(f"{inst_id}: 'details' is missing or empty")
+        except MalformedMessage as exc:
+            _entry_error(errors, where, exc)
+            continue
+        inverse = inst_id.split("-")[1] == "USD"
+        for j, detail in enumerate(details):
+            try:
+                if not isinstance(detail, Mapping):
+                    raise MalformedMessage("detail is not an object")
+                out.append(_okx_detail(inst_id, detail, ct_val, inverse))
+            except MalformedMessage as exc:
+                _entry_error(errors, f"{where}.details[{j}]", exc)
+    return out
+
+
+def _okx_type(inst_id: str) -> str:
+    if inst_id.endswith("-SWAP"):
+        return "SWAP"
+    return "FUTURES" if re.search(r"-\d{6}$", inst_id) else "SPOT or MARGIN"
+
+
+def _okx_contract_value(
+    inst_id: str, family: object, contract_size: ContractSize | None
+) -> Decimal:
+    if contract_size is not None:
+        value = contract_size(inst_id)
+        if value is not None:
+            return _positive(value, f"{inst_id} contract size")
+    parts = inst_id.split("-")
+    key = family if isinstance(family, str) and family else "-".join(parts[:2])
+    if key in OKX_CONTRACT_VALUES:
+        return OKX_CONTRACT_VALUES[key]
+    raise MalformedMessage(
+        f"{inst_id}: contract size unknown (not in the built-in table; load the OKX markets)"
+    )
+
+
+def _okx_detail(inst_id: str, d: Mapping[str, Any], ct_val: Decimal, inverse: bool) -> Liquidation:
+    order_side = _text(d, "side", "order side").lower()
+    if order_side not in ("buy", "sell"):
+        raise MalformedMessage(f"unknown order side {order_side[:20]!r} (expected buy or sell)")
+    side = "long" if order_side == "sell" else "short"
+    pos_side = str(d.get("posSide") or "net").lower()
+    if pos_side in ("long", "short") and pos_side != side:
+        raise MalformedMessage(f"posSide {pos_side!r} contradicts order side {order_side!r}")
+    ts_ms = to_ts_ms(d.get("ts"), "time 'ts'")
+    contracts = _positive(d.get("sz"), "size 'sz'")
+    price = _positive(d.get("bkPx"), "bankruptcy price 'bkPx'")
+    usd = contracts * ct_val if inverse else contracts * ct_val * price
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="okx",
+        symbol=inst_id,
+        side=side,
+        notional_usd=usd,
+        price=price,
+        quantity=contracts,
+        event_id=_event_id("okx", inst_id, ts_ms, side, str(contracts), str(price)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_raw_message(
+    msg: Mapping[str, Any],
+    contract_size: ContractSize | None = None,
+    errors: list[str] | None = None,
+) -> list[Liquidation]:
+    """Any venue's liquidation message; [] for control frames (subscribe acks, pongs)."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a websocket message must be a JSON object")
+    if isinstance(msg.get("data"), Mapping) and "stream" in msg:
+        msg = msg["data"]  # Binance combined stream wrapper
+    if msg.get("e") == "forceOrder":
+        return parse_binance_force_order(msg, errors)
+    topic = msg.get("topic")
+    if isinstance(topic, str) and topic.startswith(("allLiquidation.", "liquidation.")):
+        return parse_bybit_liquidation(msg, errors)
+    arg = msg.get("arg")
+    if isinstance(arg, Mapping) and arg.get("channel") == "liquidation-orders":
+        if "data" not in msg:
+            return []  # OKX subscribe ack {"event": "subscribe", "arg": ...}
+        return parse_okx_liquidation_orders(msg, contract_size, errors)
+    if _is_control(msg):
+        return []
+    keys = ", ".join(sorted(str(k) for k in msg)[:6])
+    raise MalformedMessage(f"not a Binance, Bybit or OKX liquidation message (keys: {keys})")
+
+
+def _is_control(msg: Mapping[str, Any]) -> bool:
+    # Subscribe/pong acknowledgements of the three venues carry no liquidations.
+    if msg.get("event") in ("subscribe", "unsubscribe") or msg.get("op") in (
+        "subscribe",
+        "pong",
+        "ping",
+    ):
+        return True
+    return "result" in msg and "id" in msg and len(msg) <= 3
