@@ -1,0 +1,10 @@
+"""Brokers behind bot.interfaces.Broker: paper (simulated fills) now, ccxt via bot.wiring.
+
+Rules for every broker: `submit` is never blind-retried; an order whose outcome is unknown
+(timeout) is looked up by its client id before anything is sent again, and the same client id
+submitted twice must never produce a second fill.
+"""
+
+from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price, load_account
+
+__all__ = ["PaperBroker", "PaperLiquidation", "liquidation_price", "load_account"]

@@ -1,0 +1,73 @@
+"""`liqguard journal`: one readable line per journaled step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bot.notify.format import usd, utc
+
+
+def describe(kind: str, p: dict[str, Any]) -> str:
+    """A short sentence for one journal entry."""
+    aid = p.get("action_id", "")
+    match kind:
+        case "anomaly":
+            return (
+                f"rule {p['rule']} L{p['level']}: window {usd(p['window_cents'] / 100)} >= "
+                f"{usd(p['threshold_cents'] / 100)} (longs {usd(p['long_cents'] / 100)}, "
+                f"shorts {usd(p['short_cents'] / 100)})"
+            )
+        case "calm":
+            return f"rule {p['rule']} back to level 0 (was {p.get('previous_level', '?')})"
+        case "action_planned":
+            return f"{aid} {p['strategy']} ({p['approval']}): {p.get('summary', '')}"
+        case "risk_verdict":
+            denied = p.get("denied", [])
+            why = f"; denied {len(denied)}: {denied[0][1]}" if denied else ""
+            return f"{aid} {len(p.get('allowed', []))} allowed in {p.get('state')}{why}"
+        case "approval_request":
+            return f"{aid} asked {p.get('approver')}; default {p.get('on_timeout')}"
+        case "decision":
+            verb = "approved" if p.get("approved") else "rejected"
+            return f"{aid} {verb} by {p.get('by')} ({p.get('state')}) {p.get('reason', '')}"
+        case "order_sent":
+            return (
+                f"{p.get('client_id')} {str(p['side']).upper()} {p['amount']:.6g} {p['symbol']} "
+                f"{p['kind']}" + (" reduce-only" if p.get("reduce_only") else "")
+            )
+        case "order_result":
+            return f"{p['client_id']} {p['status']} {p.get('error', '')}"
+        case "fill":
+            return (
+                f"{p['client_id']} {str(p['side']).upper()} {p['amount']:.6g} {p['symbol']} @ "
+                f"{p['price']:,.2f} fee {usd(p['fee_usd'])}"
+            )
+        case "action_end":
+            return f"{aid} {p.get('strategy')} {p.get('status')} {p.get('detail', '')}"
+        case "ladder":
+            return f"{p['previous']} -> {p['state']} by {p.get('by')}: {p.get('reason', '')}"
+        case "paper_liquidation":
+            return f"{p['side']} {p['size']:.6g} {p['symbol']} liquidated at {p['price']:,.2f}"
+        case "strategy_failed" | "failure":
+            return f"{aid} {p.get('error', '')}"
+        case _:
+            return ", ".join(f"{k}={v}" for k, v in p.items() if k != "session")[:160]
+
+
+def print_journal(console: Console, entries: list[dict[str, Any]], url: str) -> None:
+    if not entries:
+        console.print(f"the journal {url} is empty; `liqguard run` writes one")
+        return
+    table = Table(title=f"journal {url}", title_justify="left", show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("time (event)")
+    table.add_column("kind", style="bold")
+    table.add_column("what")
+    for e in entries:
+        table.add_row(
+            str(e["id"]), utc(int(e["ts_ms"])), e["kind"], describe(e["kind"], e["payload"])
+        )
+    console.print(table)

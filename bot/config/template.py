@@ -1,0 +1,84 @@
+"""The commented `liqguard.yaml` that `liqguard init` writes: the defaults, spelled out."""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# liqguard.yaml — written by `liqguard init`. Every value below is the default; delete what
+# you do not change. Secrets (API keys, bot token) never go here: use the environment or .env.
+
+mode: paper            # paper (default) | live — live ALSO needs `liqguard run --live`
+
+# Detector rules (see "Detecting anomalies" in the README).
+rules:
+  - name: all
+    window_s: 3600             # rolling window W
+    threshold_usd: 1000000     # base threshold T0
+    factor: 2                  # level k fires at T0 * factor^(k-1)
+    escalation_window_s: 7200  # no anomaly for this long: level back to 0 (calm)
+
+# What to do at each escalation level. A level runs the actions of the highest configured
+# level <= it (level 5 runs level 4's). approval: auto | confirm | notify.
+# confirm: a person answers within timeout_s, else on_timeout: execute | cancel |
+# execute_if_reducing (execute only if the strategy reduces exposure).
+policy:
+  levels:
+    1:
+      - strategy: stop_loss          # protective stops 2% from the mark
+        approval: auto
+    2:
+      - strategy: reduce_exposure
+        params: {fraction: 0.25}
+        approval: auto
+      - strategy: hedge              # short the perp on a 2nd venue: half the net long
+        params: {hedge_ratio: 0.5, venue: bybit}   # (positions net per venue and symbol)
+        approval: confirm
+        timeout_s: 300
+        on_timeout: cancel
+    3:
+      - strategy: reduce_exposure    # half of what is left, as a 3-slice TWAP
+        params: {fraction: 0.5, slices: 3, slice_interval_s: 60}
+        approval: confirm
+        timeout_s: 120
+        on_timeout: execute_if_reducing
+    4:
+      - strategy: halt               # ladder to HALTED, page humans; a person resumes
+        params: {state: HALTED}
+        approval: auto
+  calm:
+    - strategy: unhedge              # unwind the hedge once the cascade is over
+      approval: confirm
+      timeout_s: 900
+      on_timeout: cancel
+  # rules:                           # optional: another policy for one detector rule
+  #   btc-only: {levels: {1: [{strategy: stop_loss}]}, calm: []}
+
+# Limits checked between plan and execution (see "Safety").
+risk:
+  max_order_usd: 250000
+  max_action_usd: 1000000
+  max_actions_per_hour: 20
+
+# The simulated account of paper mode and replays.
+paper:
+  balance_usd: 100000
+  positions:
+    - {venue: binance-usdm, symbol: BTCUSDT, side: long, size: 2.5, leverage: 3}
+      # entry_price: null = the first price seen; liquidation_price: null = computed
+  # portfolio_file: portfolio.yaml   # balance_usd + positions from a file instead
+  slippage_bps: 2
+  cascade_slippage_bps_per_musd: 1   # extra bps per $1M liquidated in the window
+  max_slippage_bps: 150
+  fee_bps: 5
+  maintenance_margin_rate: 0.005
+  liquidation_fee_bps: 50
+
+journal:
+  url: null                  # SQLite path or SQLAlchemy URL; null = ./var/liqguard.sqlite
+  checkpoint_every_events: 200
+
+approvals:
+  channel: auto              # auto | console | telegram
+
+logging:
+  level: INFO
+"""

@@ -1,0 +1,178 @@
+"""Message text shared by every notifier (console, Telegram, webhook): plain text, no markup.
+
+Contents:
+- Notice: a free-form message from the runtime (strategy failed, feed blind, run summary)
+- Message: severity + title + body, what a notifier renders
+- usd: money for people ($6.40M)
+- render(event): the Message for any bot.events event (or a Notice)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from bot.events import (
+    Action,
+    Anomaly,
+    ApprovalRequest,
+    Calm,
+    Decision,
+    FeedStatus,
+    Fill,
+    OrderResult,
+    RiskVerdict,
+    TradingStateChanged,
+)
+
+Severity = Literal["info", "warning", "critical"]
+
+FLOOR_NOTE = (
+    "Binance-derived sums are a floor: Binance pushes at most one liquidation per symbol "
+    "per second."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message that is no pipeline event. `page` asks notifiers to wake a human."""
+
+    ts_ms: int
+    title: str
+    text: str = ""
+    severity: Severity = "info"
+    page: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    severity: Severity
+    title: str
+    body: str
+    page: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}" if self.body else self.title
+
+
+def usd(value: float) -> str:
+    """$1.23B, $6.40M, $12.3k, $950."""
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    if v >= 1e9:
+        return f"{sign}${v / 1e9:.2f}B"
+    if v >= 1e6:
+        return f"{sign}${v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{sign}${v / 1e3:.1f}k"
+    return f"{sign}${v:,.0f}"
+
+
+def utc(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _anomaly(a: Anomaly) -> Message:
+    tops = ", ".join(f"{s.name} {usd(s.usd)}" for s in a.top_symbols) or "n/a"
+    lines = [
+        f"Window sum {usd(a.window_usd)} >= threshold {usd(a.threshold_usd)} "
+        f"(base {usd(a.base_threshold_usd)}, level {a.previous_level} -> {a.level})",
+        f"Longs liquidated {usd(a.long_usd)}, shorts {usd(a.short_usd)}; {a.events} events",
+        f"Top symbols: {tops}",
+    ]
+    venues = [v.name for v in a.top_venues]
+    if not venues or any(v.startswith("binance") for v in venues):
+        lines.append(FLOOR_NOTE)
+    lines.append(f"at {utc(a.ts_ms)}")
+    severity: Severity = "critical" if a.level >= 3 else "warning"
+    return Message(severity, f"Liquidation anomaly L{a.level} (rule {a.rule})", "\n".join(lines))
+
+
+def _action(a: Action) -> Message:
+    legs = "\n".join(
+        f"  {i.side.upper()} {i.amount:.6g} {i.symbol} {i.kind}"
+        + (f" stop {i.stop_price:.2f}" if i.stop_price else "")
+        + (" reduce-only" if i.reduce_only else "")
+        + (f" slice {i.slice_index + 1}/{i.slice_count}" if i.slice_count > 1 else "")
+        for i in a.intents
+    )
+    body = f"{a.summary}\napproval: {a.approval.value}" + (f"\n{legs}" if legs else "")
+    when = f"L{a.level}" if a.level > 0 else "Calm"
+    return Message("info", f"{when} action {a.strategy} [{a.action_id}]", body)
+
+
+def _verdict(v: RiskVerdict) -> Message:
+    reasons = "\n".join(
+        f"  {i.side.upper()} {i.amount:.6g} {i.symbol}: {why}" for i, why in v.denied
+    )
+    title = "Risk refused the action" if v.all_denied else "Risk refused part of the action"
+    return Message("warning", f"{title} [{v.action_id}] ({v.state.value})", reasons or v.reason)
+
+
+def _request(r: ApprovalRequest) -> Message:
+    wait_s = (r.deadline_ts_ms - r.created_ts_ms) / 1000
+    body = (
+        f"{r.text or r.action.summary}\n"
+        f"Answer within {wait_s:.0f}s; on timeout: {r.on_timeout.value}. id {r.request_id}"
+    )
+    title = f"Approve L{r.action.level} {r.action.strategy}?"
+    return Message("warning", title, body, page=True)
+
+
+def _decision(d: Decision) -> Message:
+    verb = "approved" if d.approved else "rejected"
+    why = f": {d.reason}" if d.reason else ""
+    return Message("info", f"Action {d.action_id} {verb} by {d.by}{why}", "")
+
+
+def _fill(f: Fill) -> Message:
+    title = f"Filled {f.side.upper()} {f.amount:.6g} {f.symbol} @ {f.price:,.2f}"
+    return Message("info", title, f"fee {usd(f.fee_usd)}, client id {f.client_id}")
+
+
+def _result(r: OrderResult) -> Message:
+    severity: Severity = "warning" if r.status in ("rejected", "failed") else "info"
+    return Message(severity, f"Order {r.client_id} {r.status}", r.error)
+
+
+def _state(t: TradingStateChanged) -> Message:
+    severity: Severity = "critical" if t.state.value == "HALTED" else "warning"
+    title = f"Trading state {t.previous.value} -> {t.state.value}"
+    return Message(severity, title, f"{t.reason} (by {t.by})", page=t.state.value == "HALTED")
+
+
+def render(event: object) -> Message:
+    """The text of any event a notifier may be handed."""
+    match event:
+        case Notice():
+            return Message(event.severity, event.title, event.text, event.page)
+        case Anomaly():
+            return _anomaly(event)
+        case Calm():
+            return Message(
+                "info",
+                f"Calm (rule {event.rule})",
+                f"level {event.previous_level} -> 0 at {utc(event.ts_ms)}",
+            )
+        case Action():
+            return _action(event)
+        case RiskVerdict():
+            return _verdict(event)
+        case ApprovalRequest():
+            return _request(event)
+        case Decision():
+            return _decision(event)
+        case Fill():
+            return _fill(event)
+        case OrderResult():
+            return _result(event)
+        case TradingStateChanged():
+            return _state(event)
+        case FeedStatus():
+            severity: Severity = "warning" if event.state != "live" else "info"
+            detail = f"silent {event.silent_s:.0f}s" + (f"; {event.detail}" if event.detail else "")
+            return Message(severity, f"Feed {event.venue} is {event.state}", detail)
+        case _:
+            return Message("info", type(event).__name__, str(event))

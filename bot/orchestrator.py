@@ -1,0 +1,393 @@
+"""The orchestrator: the one place where decisions meet side effects.
+
+Contents, in the order an event flows:
+- handle(event): Liquidation -> detector; PriceTick -> paper marks, stops, liquidations, and a
+  detector tick (calm, window drain); FeedStatus -> journal and notify
+- _respond(anomaly | calm): journal, notify, then for each policy action: plan (strategy, fenced)
+  -> risk verdict -> an ActionExecutor task (approval, ladder, orders, fills)
+- resume: restore detector / ladder / paper account from the journal and finish the actions a
+  crash interrupted (keys say what is done; nothing is sent twice)
+- checkpoint, status, tick / expire / heartbeat (scheduler jobs), resume_trading (a person)
+
+Restart design: every step has an idempotency key derived from a deterministic action id
+(session, rule, trigger time, level, index). State snapshots and the count of events consumed
+are checkpointed together; a restarted replay skips that many events, restores the snapshots,
+re-drives unfinished actions from their journaled plans, and skips any action already planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from loguru import logger
+
+from bot.brokers.paper import PaperBroker, PaperLiquidation
+from bot.config.policy import PolicyConfig, ResolvedAction
+from bot.detector import Detector
+from bot.events import (
+    Action,
+    Anomaly,
+    ApprovalMode,
+    Calm,
+    FeedStatus,
+    Liquidation,
+    OrderResult,
+    PriceTick,
+    RiskVerdict,
+    TradingState,
+)
+from bot.interfaces import Approver, Broker, Clock, Notifier
+from bot.journal import SqlJournal, to_payload
+from bot.notify.format import Notice
+from bot.pipeline import ids
+from bot.pipeline.execute import ActionExecutor
+from bot.pipeline.state import Counters, StateStore, run_status
+from bot.risk import RiskGate
+from strategies.base import Plan, StrategyContext, StrategyError, run_plan
+
+Event = Liquidation | PriceTick | FeedStatus
+
+
+async def _yield_turns() -> None:
+    for _ in range(8):
+        await asyncio.sleep(0)
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        session: str,
+        detector: Detector,
+        risk: RiskGate,
+        broker: Broker,
+        journal: SqlJournal,
+        approver: Approver,
+        notifier: Notifier,
+        clock: Clock,
+        policy: PolicyConfig,
+        resolved: dict[str, ResolvedAction],
+        baseline: PaperBroker | None = None,
+        checkpoint_every: int = 200,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.session = session
+        self.detector = detector
+        self.risk = risk
+        self.broker = broker
+        self.paper = broker if isinstance(broker, PaperBroker) else None
+        self.baseline = baseline
+        self.journal = journal
+        self.notifier = notifier
+        self.clock = clock
+        self.policy = policy
+        self.resolved = resolved
+        self.checkpoint_every = checkpoint_every
+        self._settle = settle or _yield_turns
+        self.counters = Counters()
+        self.state = StateStore(session, journal, detector, self.risk, self.paper, baseline, clock)
+        self.tasks: set[asyncio.Task[str]] = set()
+        self.executor = ActionExecutor(
+            session=session,
+            journal=journal,
+            broker=broker,
+            approver=approver,
+            notifier=notifier,
+            clock=clock,
+            risk=risk,
+            on_change=self._save_account,
+        )
+
+    # -- input --------------------------------------------------------------------------------
+    async def handle(self, event: Event) -> None:
+        """One input event, fully processed (its immediate actions sent) before returning."""
+        self.counters.events += 1
+        if isinstance(event, Liquidation):
+            self.counters.liquidations += 1
+            out = self.detector.on_liquidation(event)
+            if self.paper is not None:
+                self.paper.set_stress(
+                    max((s.window_usd for s in self.detector.status()), default=0)
+                )
+            for det in out:
+                await self._respond(det)
+        elif isinstance(event, PriceTick):
+            self.counters.prices += 1
+            await self._on_price(event)
+            for calm in self.detector.on_tick(event.ts_ms):
+                await self._respond(calm)
+        elif isinstance(event, FeedStatus):
+            self._log("feed", event)
+            await self.notifier.notify(event)
+        if self.counters.events % self.checkpoint_every == 0:
+            self.checkpoint()
+
+    async def run(self, events: AsyncIterator[Event]) -> None:
+        """Handle every event; on cancel (Ctrl-C) stop the actions and checkpoint, then re-raise."""
+        try:
+            async for event in events:
+                await self.handle(event)
+            await self.finish()
+        except asyncio.CancelledError:
+            await self.stop()
+            raise
+
+    async def finish(self) -> None:
+        """Wait for running actions (TWAP tails, approvals), then checkpoint as finished."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        self.checkpoint(finished=True)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        self.checkpoint()
+        logger.info("stopped; journal checkpointed at {} events", self.counters.events)
+
+    async def _on_price(self, tick: PriceTick) -> None:
+        if self.baseline is not None:
+            self.baseline.on_price(tick)
+        if self.paper is None:
+            return
+        for item in self.paper.on_price(tick):
+            if isinstance(item, OrderResult):
+                await self.executor.record_result(item, item.client_id.rsplit("-", 1)[0])
+            else:
+                await self._paper_liquidated(item)
+
+    async def _paper_liquidated(self, liq: PaperLiquidation) -> None:
+        key = f"liq:{self.session}:{liq.venue}:{liq.symbol}:{liq.side}:{liq.ts_ms}"
+        self._log("paper_liquidation", liq, key=key)
+        self._save_account()
+        text = f"{liq.size:g} {liq.symbol} {liq.side} closed at {liq.price:,.2f}"
+        await self.notifier.notify(
+            Notice(
+                liq.ts_ms,
+                "Paper position LIQUIDATED",
+                f"{text}; PnL {liq.realized_usd:,.0f}",
+                "critical",
+                page=True,
+            )
+        )
+
+    # -- response -----------------------------------------------------------------------------
+    async def _respond(self, event: Anomaly | Calm) -> None:
+        if isinstance(event, Anomaly):
+            n = self.counters.anomalies_by_level
+            n[event.level] = n.get(event.level, 0) + 1
+            key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
+            self._log("anomaly", event, key=key)
+        else:
+            self.counters.calms += 1
+            self._log("calm", event, key=ids.calm_key(self.session, event.rule, event.ts_ms))
+        await self.notifier.notify(event)
+        for path, index, level in self._actions_for(event):
+            await self._run_action(event, path, index, level)
+
+    def _actions_for(self, event: Anomaly | Calm) -> list[tuple[str, int, int | str]]:
+        """(resolved path, index, level tag) of the policy actions answering this event."""
+        block = self.policy.for_rule(event.rule)
+        prefix = f"policy.rules.{event.rule}" if event.rule in self.policy.rules else "policy"
+        if isinstance(event, Calm):
+            return [(f"{prefix}.calm[{i}]", i, "calm") for i in range(len(block.calm))]
+        chosen, actions = block.actions_for_level(event.level)
+        return [(f"{prefix}.levels.{chosen}[{i}]", i, event.level) for i in range(len(actions))]
+
+    async def _run_action(self, trigger: Anomaly | Calm, path: str, index: int, tag: Any) -> None:
+        spec = self.resolved[path]
+        aid = ids.action_id(self.session, trigger.rule, trigger.ts_ms, tag, index)
+        if self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid)):
+            return  # planned before a restart: finished, or re-driven by resume()
+        self.counters.actions += 1
+        now = self.clock.now_ms()
+        portfolio = await self.broker.portfolio()
+        ctx = StrategyContext(trigger, portfolio, dict(portfolio.prices), now, aid)
+        level = trigger.level if isinstance(trigger, Anomaly) else 0
+        try:
+            plan = run_plan(spec.strategy(), ctx, spec.params)
+        except StrategyError as exc:
+            self._log(
+                "strategy_failed",
+                {"action_id": aid, "strategy": spec.config.strategy, "error": str(exc)},
+                key=ids.end_key(aid),
+                path=path,
+            )
+            await self.notifier.notify(
+                Notice(now, f"Strategy {spec.config.strategy} failed", str(exc), "warning")
+            )
+            return
+        action = self._action(aid, trigger, level, spec, plan, now)
+        if not action.intents and action.ladder_target is None and not plan.page_humans:
+            self._log("action_planned", action, key=ids.plan_key(aid), path=path)
+            self.executor.log(
+                "action_end",
+                {
+                    "action_id": aid,
+                    "strategy": action.strategy,
+                    "level": level,
+                    "status": "nothing to do",
+                    "detail": plan.summary,
+                },
+                key=ids.end_key(aid),
+            )
+            return
+        self._log(
+            "action_planned", action, key=ids.plan_key(aid), path=path, page_humans=plan.page_humans
+        )
+        await self.notifier.notify(action)
+        if action.approval == ApprovalMode.NOTIFY:
+            self.executor.log(
+                "action_end",
+                {
+                    "action_id": aid,
+                    "strategy": action.strategy,
+                    "level": level,
+                    "status": "notified",
+                },
+                key=ids.end_key(aid),
+            )
+            return
+        verdict = self.risk.check(action, portfolio, now)
+        self._log("risk_verdict", verdict, key=ids.risk_key(aid))
+        if verdict.denied:
+            await self.notifier.notify(verdict)
+        if not verdict.allowed and action.ladder_target is None:
+            self.executor.log(
+                "action_end",
+                {
+                    "action_id": aid,
+                    "strategy": action.strategy,
+                    "level": level,
+                    "status": "refused",
+                    "detail": verdict.reason,
+                },
+                key=ids.end_key(aid),
+            )
+            return
+        self._spawn(action, verdict, plan.page_humans)
+        await self._settle()  # immediate effects land before the next action plans
+
+    def _action(
+        self,
+        aid: str,
+        trigger: Anomaly | Calm,
+        level: int,
+        spec: ResolvedAction,
+        plan: Plan,
+        now: int,
+    ) -> Action:
+        cfg = spec.config
+        return Action(
+            action_id=aid,
+            rule=trigger.rule,
+            level=level,
+            strategy=cfg.strategy,
+            params=spec.params.model_dump(mode="json"),
+            intents=plan.intents,
+            approval=cfg.approval,
+            created_ts_ms=now,
+            trigger_ts_ms=trigger.ts_ms,
+            timeout_s=cfg.timeout_s,
+            on_timeout=cfg.on_timeout,
+            reduces_exposure=bool(spec.strategy.reduces_exposure),
+            ladder_target=plan.ladder_target,
+            summary=plan.summary,
+        )
+
+    def _spawn(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> None:
+        task = asyncio.create_task(
+            self.executor.execute(action, verdict, page_humans), name=action.action_id
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[str]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            logger.error("action {} crashed: {}: {}", task.get_name(), type(exc).__name__, exc)
+            self._log("failure", {"action_id": task.get_name(), "error": repr(exc)})
+
+    # -- state --------------------------------------------------------------------------------
+    def checkpoint(self, finished: bool = False) -> None:
+        """Detector, ladder, paper accounts and the event cursor, in one transaction."""
+        self.state.checkpoint(self.counters, finished)
+
+    def _save_account(self) -> None:
+        self.state.save_account()
+
+    def restore(self) -> dict[str, Any] | None:
+        """Load this session's checkpoint; return the cursor (None: a fresh start)."""
+        restored = self.state.restore()
+        if restored is None:
+            return None
+        cursor, self.counters = restored
+        return cursor
+
+    async def resume(self) -> int:
+        """Re-drive actions planned before a restart that did not reach their end."""
+        planned = self.journal.find(kinds=["action_planned"])
+        resumed = 0
+        for entry in planned:
+            p = entry["payload"]
+            if p.get("session") != self.session or self.journal.has(ids.end_key(p["action_id"])):
+                continue
+            action = ids.action_from(p)
+            risk = self.journal.find_key(ids.risk_key(action.action_id))
+            if risk is None:
+                portfolio = await self.broker.portfolio()
+                verdict = self.risk.check(action, portfolio, self.clock.now_ms())
+                self._log("risk_verdict", verdict, key=ids.risk_key(action.action_id))
+            else:
+                allowed = tuple(ids.intent_from(i) for i in risk["payload"]["allowed"])
+                verdict = RiskVerdict(action.action_id, allowed)
+            logger.info("resuming action {} ({})", action.action_id, action.strategy)
+            self._spawn(action, verdict, bool(p.get("page_humans")))
+            resumed += 1
+        await self._settle()
+        return resumed
+
+    def _log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
+        self.executor.log(kind, obj, key=key, **extra)
+
+    # -- scheduler jobs and people --------------------------------------------------------------
+    async def tick(self) -> None:
+        """Wall-clock tick (live): advance the detector clocks, drain windows, emit calm."""
+        for calm in self.detector.on_tick(self.clock.now_ms()):
+            await self._respond(calm)
+
+    def expire_approvals(self) -> int:
+        return self.executor.expire_overdue()
+
+    async def refresh_portfolio(self) -> None:
+        """Read the account back from the broker and keep its shape in the journal state."""
+        portfolio = await self.broker.portfolio()
+        self.journal.put_state(
+            f"portfolio:{self.session}",
+            {
+                "ts_ms": portfolio.ts_ms,
+                "balance_usd": portfolio.balance_usd,
+                "positions": [to_payload(p) for p in portfolio.positions],
+                "open_orders": len(portfolio.open_orders),
+            },
+        )
+
+    async def heartbeat(self) -> None:
+        self.journal.put_state(
+            f"heartbeat:{self.session}",
+            {"ts_ms": self.clock.now_ms(), "events": self.counters.events},
+        )
+
+    async def resume_trading(self, by: str, reason: str = "resumed by a person") -> None:
+        """A person moves the ladder back to ACTIVE (halt stays until this is called)."""
+        change = self.risk.set_state(TradingState.ACTIVE, reason, by, self.clock.now_ms())
+        self._log("ladder", change)
+        self._save_account()
+        await self.notifier.notify(change)
+
+    def status(self) -> dict[str, Any]:
+        """The live view: levels and windows per rule, ladder, positions, PnL."""
+        return run_status(self.state, self.counters, len(self.tasks))

@@ -1,0 +1,277 @@
+"""Execute one planned action: approval, ladder change, orders, fills; every step journaled.
+
+Order of steps (each with an idempotency key, so a resumed action skips what is done):
+    approval request -> decision (who, when) -> ladder change -> per intent, in leg order:
+    wait for not_before_ms (TWAP) -> order sent (client id) -> result -> fills -> end
+An order journaled as sent but without a result (a crash in between) is looked up at the
+broker by its client id before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from bot.approvals.base import ApprovalState, state_after, timeout_decision, transition
+from bot.events import (
+    Action,
+    ApprovalMode,
+    ApprovalRequest,
+    Decision,
+    OrderIntent,
+    OrderResult,
+    RiskVerdict,
+    TradingState,
+)
+from bot.interfaces import Approver, Broker, Clock, Notifier
+from bot.journal import SqlJournal, to_payload
+from bot.notify.format import Notice
+from bot.pipeline import ids
+from bot.risk import RiskGate
+
+APPROVAL_GRACE_MS = 5_000  # an approver still silent this long after its deadline is cut off
+
+
+class ActionExecutor:
+    def __init__(
+        self,
+        *,
+        session: str,
+        journal: SqlJournal,
+        broker: Broker,
+        approver: Approver,
+        notifier: Notifier,
+        clock: Clock,
+        risk: RiskGate,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.session = session
+        self.journal = journal
+        self.broker = broker
+        self.approver = approver
+        self.notifier = notifier
+        self.clock = clock
+        self.risk = risk
+        self.on_change = on_change  # persist broker/ladder state after a change
+        self.asking: dict[str, tuple[ApprovalRequest, asyncio.Task[Decision]]] = {}
+
+    def log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
+        payload = to_payload(obj, session=self.session, **extra)
+        self.journal.append(kind, self.clock.now_ms(), payload, key=key)
+
+    # -- the action ---------------------------------------------------------------------------
+    async def execute(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> str:
+        """Run the action to its end; return its final status (also journaled)."""
+        aid = action.action_id
+        decision = await self._decide(action)
+        if not decision.approved:
+            status = "rejected" if decision.by != "timeout" else "expired"
+            return self._end(action, status, decision.reason)
+        if action.ladder_target is not None:
+            await self._ladder(action, action.ladder_target, page_humans)
+        elif page_humans:
+            await self.notifier.notify(Notice(self.clock.now_ms(), action.summary, page=True))
+        sent = failed = skipped = 0
+        for intent in verdict.allowed:
+            if intent.not_before_ms is not None and intent.not_before_ms > self.clock.now_ms():
+                await self.clock.sleep_until(intent.not_before_ms)
+                if self.risk.state == TradingState.HALTED and intent.kind != "cancel":
+                    skipped += 1
+                    self.log(
+                        "order_skipped",
+                        intent,
+                        client_id=action.client_id(intent),
+                        action_id=aid,
+                        reason="the ladder is HALTED; later slices dropped",
+                    )
+                    continue
+            result = await self._send(action, intent)
+            sent += 1
+            if result is None or result.status in ("rejected", "failed"):
+                failed += 1
+        status = "executed" if failed == 0 else ("failed" if failed == sent else "partial")
+        if action.approval == ApprovalMode.CONFIRM:
+            after = ApprovalState.EXECUTED if status != "failed" else ApprovalState.FAILED
+            transition(state_after(decision), after)
+            self.log(
+                "approval", {"action_id": aid, "state": after.value}, key=f"approval-final:{aid}"
+            )
+        detail = f"{sent} order(s), {failed} failed" + (f", {skipped} skipped" if skipped else "")
+        return self._end(action, status, detail)
+
+    def _end(self, action: Action, status: str, detail: str) -> str:
+        self.log(
+            "action_end",
+            {
+                "action_id": action.action_id,
+                "strategy": action.strategy,
+                "level": action.level,
+                "status": status,
+                "detail": detail,
+            },
+            key=ids.end_key(action.action_id),
+        )
+        return status
+
+    # -- approval -----------------------------------------------------------------------------
+    async def _decide(self, action: Action) -> Decision:
+        aid = action.action_id
+        done = self.journal.find_key(ids.decision_key(aid))
+        if done is not None:  # resumed after a restart: the decision stands
+            p = done["payload"]
+            return Decision(
+                p["request_id"],
+                aid,
+                bool(p["approved"]),
+                p["by"],
+                int(p["ts_ms"]),
+                p.get("reason", ""),
+            )
+        now = self.clock.now_ms()
+        if action.approval != ApprovalMode.CONFIRM:
+            decision = Decision(f"{aid}-auto", aid, True, "policy", now, "approval: auto")
+            self.log("decision", decision, key=ids.decision_key(aid), state="approved")
+            return decision
+        request = self._request(action, now)
+        decision = await self._ask(request)
+        state = transition(ApprovalState.PENDING, state_after(decision))
+        self.log("decision", decision, key=ids.decision_key(aid), state=state.value)
+        await self.notifier.notify(decision)
+        return decision
+
+    def _request(self, action: Action, now: int) -> ApprovalRequest:
+        aid = action.action_id
+        asked = self.journal.find_key(ids.request_key(aid))
+        created = int(asked["payload"]["created_ts_ms"]) if asked else now
+        request = ApprovalRequest(
+            request_id=f"{aid}-approval",
+            action=action,
+            created_ts_ms=created,
+            deadline_ts_ms=created + int(action.timeout_s * 1000),
+            on_timeout=action.on_timeout,
+            text=action.summary,
+        )
+        if asked is None:
+            self.log(
+                "approval_request",
+                {
+                    "request_id": request.request_id,
+                    "action_id": aid,
+                    "created_ts_ms": created,
+                    "deadline_ts_ms": request.deadline_ts_ms,
+                    "on_timeout": request.on_timeout.value,
+                    "approver": self.approver.name,
+                },
+                key=ids.request_key(aid),
+                state=ApprovalState.PENDING.value,
+            )
+        return request
+
+    async def _ask(self, request: ApprovalRequest) -> Decision:
+        """The approver's answer; if the approver is cut off past its deadline, the default."""
+        await self.notifier.notify(request)
+        task = asyncio.ensure_future(self.approver.decide(request, self.clock))
+        self.asking[request.request_id] = (request, task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being stopped, not the approver
+            return timeout_decision(request, self.clock.now_ms())
+        finally:
+            self.asking.pop(request.request_id, None)
+
+    def expire_overdue(self) -> int:
+        """Cut off approvers still silent past deadline + grace (scheduler job)."""
+        now = self.clock.now_ms()
+        cut = 0
+        for request, task in list(self.asking.values()):
+            if now > request.deadline_ts_ms + APPROVAL_GRACE_MS and not task.done():
+                logger.warning("approval {} overdue: applying its default", request.request_id)
+                task.cancel()
+                cut += 1
+        return cut
+
+    # -- ladder and orders ----------------------------------------------------------------------
+    async def _ladder(self, action: Action, target: TradingState, page: bool) -> None:
+        change = self.risk.escalate(
+            target, action.summary, by=f"strategy:{action.strategy}", ts_ms=self.clock.now_ms()
+        )
+        if change is None:
+            return
+        self.log("ladder", change, key=f"ladder:{action.action_id}", action_id=action.action_id)
+        self.on_change()
+        await self.notifier.notify(change)
+        if page and change.state != TradingState.HALTED:  # HALTED already pages
+            await self.notifier.notify(Notice(change.ts_ms, action.summary, page=True))
+
+    async def _send(self, action: Action, intent: OrderIntent) -> OrderResult | None:
+        cid = action.client_id(intent)
+        if self.journal.has(ids.result_key(cid)):
+            return _result_of(self.journal.find_key(ids.result_key(cid)))
+        result: OrderResult | None = None
+        try:
+            if self.journal.has(ids.order_key(cid)):
+                result = await self.broker.lookup(cid, intent)  # sent before a crash?
+            if result is None:
+                self.log(
+                    "order_sent",
+                    intent,
+                    key=ids.order_key(cid),
+                    client_id=cid,
+                    action_id=action.action_id,
+                    broker=self.broker.name,
+                )
+                result = await self.broker.submit(intent, cid)
+        except Exception as exc:  # the broker boundary: journal, tell, carry on with other legs
+            self.log(
+                "failure",
+                {
+                    "action_id": action.action_id,
+                    "client_id": cid,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+                key=f"failure:{cid}",
+            )
+            await self.notifier.notify(
+                Notice(
+                    self.clock.now_ms(),
+                    f"Order {cid} failed",
+                    f"{type(exc).__name__}: {exc}",
+                    "warning",
+                )
+            )
+            return None
+        await self.record_result(result, action.action_id)
+        return result
+
+    async def record_result(self, result: OrderResult, action_id: str = "") -> None:
+        """Journal an order's outcome and its fills (orders the bot sent, or stops triggered)."""
+        key = (
+            ids.result_key(result.client_id)
+            if result.status != "open"
+            else (f"open:{result.client_id}")
+        )
+        self.log("order_result", result, key=key, action_id=action_id)
+        for n, fill in enumerate(result.fills):
+            self.log("fill", fill, key=ids.fill_key(result.client_id, n), action_id=action_id)
+            await self.notifier.notify(fill)
+        if result.status in ("rejected", "failed"):
+            await self.notifier.notify(result)
+        self.on_change()
+
+
+def _result_of(entry: dict[str, Any] | None) -> OrderResult | None:
+    if entry is None:
+        return None
+    p = entry["payload"]
+    return OrderResult(
+        client_id=p["client_id"],
+        status=p["status"],
+        ts_ms=int(p["ts_ms"]),
+        error=p.get("error", ""),
+    )

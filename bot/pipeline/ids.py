@@ -1,0 +1,76 @@
+"""Deterministic ids and idempotency keys, and decoding journaled actions.
+
+An action id depends only on (session, rule, trigger time, level, action index), so running
+the same tape again after a restart produces the same ids, and the journal's keys tell which
+steps already happened. Client ids (`{action_id}-{leg}`) stay within exchange limits (36).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from bot.events import Action, ApprovalMode, OrderIntent, TimeoutDefault, TradingState
+
+
+def action_id(session: str, rule: str, trigger_ts_ms: int, level: int | str, index: int) -> str:
+    digest = hashlib.sha1(
+        f"{session}|{rule}|{trigger_ts_ms}|{level}|{index}".encode(), usedforsecurity=False
+    )
+    return "lg" + digest.hexdigest()[:14]
+
+
+# Idempotency keys, one per step; `end` marks an action finished (skipped on resume).
+def anomaly_key(session: str, rule: str, ts_ms: int, level: int) -> str:
+    return f"anomaly:{session}:{rule}:{ts_ms}:{level}"
+
+
+def calm_key(session: str, rule: str, ts_ms: int) -> str:
+    return f"calm:{session}:{rule}:{ts_ms}"
+
+
+def plan_key(aid: str) -> str:
+    return f"plan:{aid}"
+
+
+def risk_key(aid: str) -> str:
+    return f"risk:{aid}"
+
+
+def request_key(aid: str) -> str:
+    return f"approval:{aid}"
+
+
+def decision_key(aid: str) -> str:
+    return f"decision:{aid}"
+
+
+def end_key(aid: str) -> str:
+    return f"end:{aid}"
+
+
+def order_key(client_id: str) -> str:
+    return f"order:{client_id}"
+
+
+def result_key(client_id: str) -> str:
+    return f"result:{client_id}"
+
+
+def fill_key(client_id: str, n: int) -> str:
+    return f"fill:{client_id}:{n}"
+
+
+def intent_from(d: dict[str, Any]) -> OrderIntent:
+    return OrderIntent(**d)
+
+
+def action_from(d: dict[str, Any]) -> Action:
+    """The Action of a journaled `action_planned` payload."""
+    fields = {k: d[k] for k in Action.__dataclass_fields__ if k in d}
+    fields["intents"] = tuple(intent_from(i) for i in d["intents"])
+    fields["approval"] = ApprovalMode(d["approval"])
+    fields["on_timeout"] = TimeoutDefault(d["on_timeout"])
+    target = d.get("ladder_target")
+    fields["ladder_target"] = TradingState(target) if target else None
+    return Action(**fields)

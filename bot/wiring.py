@@ -1,0 +1,263 @@
+"""Wiring: build the runtime for a mode from settings and secrets. The only place that knows
+which implementation sits behind each interface.
+
+Contents:
+- NotAvailable: a piece this build cannot provide (says which module would)
+- hooks for other parts: live_sources, ccxt_broker, telegram_parts, webhook_notifiers,
+  onchain_sources (each imports its factory lazily; a missing one raises NotAvailable)
+- open_session: the session id of a replay (resume an unfinished one, or start the next)
+- Runtime, build: clock, journal, detector, risk gate, broker (+ untouched baseline), approver,
+  notifiers, orchestrator
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rich.console import Console
+
+from bot.approvals import AutoApprover, ConsoleApprover
+from bot.brokers.paper import PaperBroker
+from bot.clock import SimClock, WallClock
+from bot.config.policy import check_policy
+from bot.config.settings import Settings
+from bot.detector import Detector
+from bot.interfaces import Approver, Broker, Clock, LiveSource, Notifier
+from bot.journal import SqlJournal, default_journal_url
+from bot.notify import FanOut
+from bot.notify.console import ConsoleNotifier
+from bot.orchestrator import Orchestrator
+from bot.risk import RiskGate
+from bot.secrets import Secrets
+
+Mode = Literal["replay", "paper", "live"]
+
+
+class SetupError(RuntimeError):
+    """The runtime cannot be built as configured; the message says what to change."""
+
+
+class NotAvailable(SetupError):
+    """A mode or channel needs a part this installation does not have."""
+
+
+# -- hooks: other parts plug their factories in here ----------------------------------------
+def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> list[LiveSource]:
+    """Live liquidation streams of `names` (binance, bybit, okx) through ccxt."""
+    try:
+        from bot.live.factory import create_live_sources
+    except ImportError as exc:
+        raise NotAvailable(
+            f"live venue streams are not available in this build ({exc}); "
+            "they come from bot/live/factory.py (create_live_sources). Use `liqguard replay`."
+        ) from None
+    try:
+        return list(create_live_sources(settings, secrets, list(names)))
+    except ValueError as exc:  # the factory's setup errors name the fix
+        raise SetupError(str(exc)) from None
+
+
+def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
+    """The real-money broker (live mode only)."""
+    try:
+        from bot.live.factory import create_ccxt_broker
+    except ImportError as exc:
+        raise NotAvailable(
+            f"the live ccxt broker is not available in this build ({exc}); it comes from "
+            "bot/live/factory.py (create_ccxt_broker). Paper mode works without it."
+        ) from None
+    try:
+        broker: Broker = create_ccxt_broker(settings, secrets)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    return broker
+
+
+async def live_start(settings: Settings, broker: Broker, journal: SqlJournal, echo: Any) -> None:
+    """Before anything trades live: the --live gate (keys that can withdraw refused, a banner of
+    the account), then the journal's orders without an outcome looked up at the venue."""
+    from bot.live.factory import start_live
+    from bot.live.safety import LiveRefused
+
+    try:
+        await start_live(settings, broker, journal, echo=echo)  # type: ignore[arg-type]
+    except LiveRefused as exc:
+        raise SetupError(str(exc)) from None
+
+
+def telegram_parts(
+    settings: Settings, secrets: Secrets, journal: SqlJournal, clock: Clock, report: Any = None
+) -> Any:
+    """The Telegram parts (.approver, .notifier, .commands, start(), close()).
+
+    `report(event)` tells the other channels what Telegram cannot (it is unreachable)."""
+    try:
+        from bot.telegram.factory import create_telegram
+    except ImportError as exc:
+        raise NotAvailable(
+            f"Telegram is not available in this build ({exc}); it comes from "
+            "bot/telegram/factory.py (create_telegram). Use approvals.channel: console or auto."
+        ) from None
+    return create_telegram(settings, secrets, journal, clock=clock, report=report)
+
+
+def webhook_notifiers(settings: Settings, secrets: Secrets) -> list[Notifier]:
+    """One notifier per configured webhook (none configured: none)."""
+    hooks = getattr(settings, "webhooks", ())
+    if not hooks:
+        return []
+    try:
+        from bot.notify.webhook import WebhookNotifier
+    except ImportError as exc:
+        raise NotAvailable(f"webhooks are configured but not available ({exc})") from None
+    return [WebhookNotifier(h, secrets) for h in hooks]
+
+
+def onchain_sources(settings: Settings, secrets: Secrets, journal: SqlJournal) -> list[LiveSource]:
+    try:
+        from bot.onchain.factory import create_onchain_sources
+    except ImportError as exc:
+        raise NotAvailable(
+            f"on-chain sources are not available in this build ({exc}); they come from "
+            "bot/onchain/factory.py (create_onchain_sources)."
+        ) from None
+    return list(create_onchain_sources(settings, secrets, journal))
+
+
+# -- sessions -------------------------------------------------------------------------------
+def open_session(journal: SqlJournal, identity: str, fresh: bool = False) -> tuple[str, bool]:
+    """(session id, resuming?): the unfinished session of `identity`, else the next one."""
+    digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:10]
+    name = f"sessions:{digest}"
+    book = journal.get_state(name) or {"n": 0}
+    n = int(book["n"])
+    session = f"{digest}.{n}"
+    if n > 0 and not fresh:
+        cursor = journal.get_state(f"cursor:{session}")
+        if cursor is not None and not cursor.get("finished"):
+            return session, True
+    n += 1
+    journal.put_state(name, {"n": n, "identity": identity})
+    return f"{digest}.{n}", False
+
+
+# -- the runtime ----------------------------------------------------------------------------
+@dataclass
+class Runtime:
+    mode: Mode
+    settings: Settings
+    session: str
+    resuming: bool
+    clock: Clock
+    journal: SqlJournal
+    broker: Broker
+    baseline: PaperBroker | None
+    approver: Approver
+    notifier: FanOut
+    orchestrator: Orchestrator
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Connect what needs connecting (Telegram); a failure there is reported, not fatal."""
+        if (tg := self.extras.get("telegram")) is not None:
+            await tg.start()
+
+    async def close(self) -> None:
+        if (tg := self.extras.get("telegram")) is not None:
+            await tg.close()
+        close = getattr(self.approver, "close", None)
+        if close is not None:
+            await close()
+        await self.notifier.close()
+        await self.broker.close()
+        self.journal.close()
+
+
+def build(
+    settings: Settings,
+    secrets: Secrets,
+    *,
+    mode: Mode,
+    identity: str,
+    journal_url: str | None = None,
+    approvals: str | None = None,
+    console: Console | None = None,
+    fresh: bool = False,
+    source: str = "liqguard.yaml",
+    approver: Approver | None = None,
+    notifiers: Sequence[Notifier] | None = None,
+) -> Runtime:
+    """Everything a run needs, validated (a bad policy raises ConfigError before anything)."""
+    resolved = check_policy(settings.policy, source)
+    if mode == "live" and settings.mode != "live":
+        raise NotAvailable("--live needs `mode: live` in liqguard.yaml too (two switches).")
+    console = console or Console(stderr=True)
+    journal = SqlJournal(default_journal_url(journal_url or settings.journal.url))
+    session, resuming = open_session(journal, identity, fresh)
+    clock: Clock = SimClock() if mode == "replay" else WallClock()
+    if mode == "live":
+        broker: Broker = ccxt_broker(settings, secrets)
+        baseline = None
+    else:
+        broker = PaperBroker(settings.paper, clock)
+        baseline = PaperBroker(settings.paper, clock)  # the same account, never touched
+    channel = approvals or settings.approvals.channel
+    if approvals is None and settings.telegram is not None:
+        # a telegram: section means Telegram, unless approvals.channel says otherwise
+        channel = channel if "channel" in settings.approvals.model_fields_set else "telegram"
+    chosen: list[Notifier] = (
+        list(notifiers) if notifiers is not None else [ConsoleNotifier(console)]
+    )
+    extras: dict[str, Any] = {}
+    if approver is not None:  # embedding and tests bring their own
+        pass
+    elif channel == "telegram":
+
+        async def report(event: object) -> None:
+            await FanOut([n for n in chosen if n is not parts.notifier]).notify(event)
+
+        parts = telegram_parts(settings, secrets, journal, clock, report)
+        approver = parts.approver
+        chosen.append(parts.notifier)
+        extras["telegram"] = parts
+    elif channel == "console":
+        approver = ConsoleApprover(console=console)
+    else:
+        approver = AutoApprover()
+    chosen += webhook_notifiers(settings, secrets)
+    fan = FanOut(chosen)
+    settle = clock.settle if isinstance(clock, SimClock) else None
+    orchestrator = Orchestrator(
+        session=session,
+        detector=Detector(settings.rules),
+        risk=RiskGate(settings.risk),
+        broker=broker,
+        journal=journal,
+        approver=approver,
+        notifier=fan,
+        clock=clock,
+        policy=settings.policy,
+        resolved=resolved,
+        baseline=baseline,
+        checkpoint_every=settings.journal.checkpoint_every_events,
+        settle=settle,
+    )
+    if (tg := extras.get("telegram")) is not None:
+        tg.attach_runtime(orchestrator, broker, journal, settings)  # /status, /pause, charts
+    return Runtime(
+        mode,
+        settings,
+        session,
+        resuming,
+        clock,
+        journal,
+        broker,
+        baseline,
+        approver,
+        fan,
+        orchestrator,
+        extras,
+    )

@@ -1,0 +1,56 @@
+"""The journal: idempotent steps, named states, one-transaction checkpoints, reopen after exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.events import Fill, OrderIntent, TradingState, TradingStateChanged
+from bot.journal import SqlJournal, default_journal_url, to_payload
+
+
+def _journal(tmp_path: Path) -> SqlJournal:
+    return SqlJournal(default_journal_url(tmp_path / "sub" / "j.sqlite"))
+
+
+def test_append_with_key_is_idempotent_and_survives_reopen(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    first = j.append("fill", 10, {"client_id": "a-0"}, key="fill:a-0:0")
+    again = j.append("fill", 11, {"client_id": "DIFFERENT"}, key="fill:a-0:0")
+    j.append("note", 12, {"x": 1})
+    j.append("note", 13, {"x": 2})
+    assert again == first
+    assert j.count_by_kind() == {"fill": 1, "note": 2}
+    j.close()
+
+    reopened = _journal(tmp_path)
+    assert reopened.has("fill:a-0:0") and not reopened.has("fill:a-0:1")
+    assert reopened.find_key("fill:a-0:0")["payload"] == {"client_id": "a-0"}
+    assert [e["payload"]["x"] for e in reopened.recent(limit=2)] == [1, 2]
+    assert [e["kind"] for e in reopened.recent(kinds=["fill"])] == ["fill"]
+    assert reopened.keys_with_prefix("fill:") == {"fill:a-0:0"}
+
+
+def test_states_and_checkpoint(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    assert j.get_state("detector:s") is None
+    j.put_state("detector:s", {"v": 1})
+    j.checkpoint({"detector:s": {"v": 2}, "cursor:s": {"events": 5}})
+    j.close()
+    j = _journal(tmp_path)
+    assert j.get_state("detector:s") == {"v": 2}
+    assert j.get_state("cursor:s") == {"events": 5}
+
+
+def test_to_payload_of_events() -> None:
+    intent = OrderIntent("v", "BTCUSDT", "sell", "market", 1.5, True)
+    fill = Fill("a-0", "v", "BTCUSDT", "sell", 1.5, 100.0, 0.1, 7)
+    change = TradingStateChanged(1, TradingState.ACTIVE, TradingState.HALTED, "why")
+    assert to_payload(intent)["reduce_only"] is True
+    assert to_payload(fill, session="s")["session"] == "s"
+    assert to_payload(change)["state"] == "HALTED"
+
+
+def test_url_is_kept_and_path_becomes_sqlite(tmp_path: Path) -> None:
+    assert default_journal_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    url = default_journal_url(tmp_path / "a" / "b.sqlite")
+    assert url.startswith("sqlite:///") and (tmp_path / "a").is_dir()
