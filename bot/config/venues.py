@@ -1,11 +1,135 @@
-"""Exchanges: liquidation streams and live brokers through ccxt."""
+"""Exchanges: liquidation streams and the live broker through ccxt (see README "Going live").
+
+Contents: VenueName, EndpointsConfig, VenueConfig (one per venue), ExchangesConfig (the
+section: venues, which one trades, which one buys puts, raw recording).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+VenueName = Literal["binance", "bybit", "okx", "deribit"]
+
+# ccxt class per venue: USD-M futures on Binance; the others are one class each.
+CCXT_IDS: dict[str, str] = {
+    "binance": "binanceusdm",
+    "bybit": "bybit",
+    "okx": "okx",
+    "deribit": "deribit",
+}
+
+
+class EndpointsConfig(BaseModel):
+    """Where ccxt connects instead of the venue's own hosts (proxies, regional hosts, tests).
+
+    `rest` replaces the scheme+host of every REST URL; `ws` is the public websocket base as
+    ccxt expects it for that venue (Binance `.../ws`, Bybit the linear public URL, OKX the base
+    to which ccxt appends `/public`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rest: str | None = Field(default=None, description="e.g. http://127.0.0.1:8080")
+    ws: str | None = Field(default=None, description="e.g. ws://127.0.0.1:8080/ws")
+    allow_insecure: bool = Field(
+        default=False, description="permit http:// and ws:// (only for local test servers)"
+    )
+
+    @model_validator(mode="after")
+    def _secure_unless_told(self) -> EndpointsConfig:
+        for name in ("rest", "ws"):
+            url = getattr(self, name)
+            if url is None:
+                continue
+            if not url.startswith(("http://", "https://", "ws://", "wss://")):
+                raise ValueError(f"{name}: {url!r} must start with http(s):// or ws(s)://")
+            if url.startswith(("http://", "ws://")) and not self.allow_insecure:
+                raise ValueError(
+                    f"{name}: {url!r} is not encrypted; use https:// / wss://, or set "
+                    "allow_insecure: true for a local test server"
+                )
+        return self
+
+
+class VenueConfig(BaseModel):
+    """One venue: its liquidation stream and, with keys, its account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="stream this venue's liquidations")
+    symbols: tuple[str, ...] = Field(
+        default=(),
+        description="venue ids (BTCUSDT); empty = all (Bybit: every linear perpetual loaded)",
+    )
+    silence_s: float = Field(
+        default=120.0, gt=0, description="no message for this long = the feed is blind"
+    )
+    demo: bool = Field(
+        default=False,
+        description="the venue's paper venue: Binance demo trading, sandbox elsewhere",
+    )
+    endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
+    markets_refresh_s: float = Field(default=86_400.0, gt=0, description="reload markets")
+    request_timeout_s: float = Field(default=10.0, gt=0, description="one REST call, at most")
+    price_symbols: tuple[str, ...] = Field(
+        default=(),
+        description="Binance only: mark prices streamed as PriceTicks (paper fills on live data)",
+    )
+    okx_inst_types: tuple[Literal["SWAP", "FUTURES"], ...] = Field(
+        default=("SWAP", "FUTURES"), description="OKX only: liquidation-orders instTypes"
+    )
+    # on a non-Binance host, ccxt cannot tell futures errors apart (see venues.md)
+    map_futures_errors: bool = Field(
+        default=True, description="Binance: read -2019 etc. with the futures error table"
+    )
+
+
+def _default_venues() -> dict[VenueName, VenueConfig]:
+    return {
+        "binance": VenueConfig(price_symbols=("BTCUSDT", "ETHUSDT")),
+        "bybit": VenueConfig(symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT")),
+        "okx": VenueConfig(),
+    }
 
 
 class ExchangesConfig(BaseModel):
-    """Placeholder: live venues and endpoints (filled by the live-venues work)."""
+    """Live venues: which stream, which trades, which buys puts, where raw messages go."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    venues: dict[VenueName, VenueConfig] = Field(default_factory=_default_venues)
+    trading_venue: VenueName = Field(
+        default="binance", description="the account the live broker trades (perps)"
+    )
+    options_venue: VenueName | None = Field(
+        default=None, description="where puts are bought (deribit, okx or bybit); none = no puts"
+    )
+    allow_withdrawal_keys: bool = Field(
+        default=False, description="start even if the keys may withdraw (not recommended)"
+    )
+    slippage_cap_bps: float | None = Field(
+        default=None,
+        ge=0,
+        description="send limit orders capped this far from the mark instead of market orders",
+    )
+    portfolio_refresh_s: float = Field(default=30.0, gt=0, description="broker re-reads account")
+    record_dir: str | None = Field(
+        default=None, description="write every raw stream message here (JSON lines, rotating)"
+    )
+    record_max_bytes: int = Field(default=50_000_000, gt=0, description="rotate files at this")
+    dedupe_memory: int = Field(default=50_000, gt=0, description="event ids remembered")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect backoff")
+
+    @model_validator(mode="after")
+    def _venues_known(self) -> ExchangesConfig:
+        if self.options_venue == "binance":
+            raise ValueError(
+                "options_venue: 'binance' has no options through ccxt; use deribit, okx or bybit"
+            )
+        return self
+
+    def venue(self, name: str) -> VenueConfig:
+        """The config of a venue; a venue not listed gets the defaults."""
+        return self.venues.get(name, VenueConfig())  # type: ignore[call-overload]

@@ -1,0 +1,177 @@
+"""Factories the wiring calls: live liquidation streams and the live (ccxt) broker.
+
+- create_live_sources(settings, secrets, names) -> [LiveStreams] (one merged LiveSource)
+- create_ccxt_broker(settings, secrets) -> CcxtBroker (one ccxt instance per account)
+- start_live(settings, broker, journal): the --live gate, then the orders the journal sent
+  without an outcome looked up at the venue (a restart reconciles before trading)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
+from bot.config.settings import Settings
+from bot.events import OrderIntent
+from bot.interfaces import LiveSource
+from bot.live.exchange import credentials, make_exchange
+from bot.live.recording import RawRecorder
+from bot.live.safety import Echo, live_gate
+from bot.live.streams import LiveStreams, VenueStream
+from bot.secrets import Secrets
+
+STREAM_VENUES = ("binance", "bybit", "okx")
+_ALIASES = {"binance-usdm": "binance", "binanceusdm": "binance"}
+_KEY_VARS = {
+    "binance": "LIQGUARD_BINANCE_API_KEY and LIQGUARD_BINANCE_API_SECRET",
+    "bybit": "LIQGUARD_BYBIT_API_KEY and LIQGUARD_BYBIT_API_SECRET",
+    "okx": "LIQGUARD_OKX_API_KEY, LIQGUARD_OKX_API_SECRET and LIQGUARD_OKX_API_PASSWORD",
+    "deribit": "LIQGUARD_DERIBIT_API_KEY and LIQGUARD_DERIBIT_API_SECRET",
+}
+
+
+class LiveSetupError(ValueError):
+    """A live venue cannot be set up as configured; the message says what to change."""
+
+
+def venue_names(names: Sequence[str] | str | None, settings: Settings) -> list[str]:
+    """Normalise `--source binance,bybit,okx` (empty: every enabled venue that streams)."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    if not names:
+        return [
+            v
+            for v in STREAM_VENUES
+            if v in settings.exchanges.venues and settings.exchanges.venues[v].enabled
+        ]
+    out = []
+    for raw in names:
+        name = _ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if name not in STREAM_VENUES:
+            known = ", ".join(STREAM_VENUES)
+            raise LiveSetupError(f"unknown live source {raw!r}; known: {known}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def create_live_sources(
+    settings: Settings,
+    secrets: Secrets | None,
+    names: Sequence[str] | str | None,
+    *,
+    markets: Mapping[str, Any] | None = None,
+) -> list[LiveSource]:
+    """One merged stream of the named venues (public data: no keys are used).
+
+    `markets` (venue -> list of ccxt markets) preinstalls markets: no REST call at start.
+    """
+    del secrets  # public streams; the argument keeps the factories' signatures alike
+    ex_cfg = settings.exchanges
+    streams = []
+    for name in venue_names(names, settings):
+        cfg = ex_cfg.venue(name)
+        if name == "binance":  # the paper account's symbols need live marks to fill at
+            held = [p.symbol for p in settings.paper.positions if p.venue == "binance-usdm"]
+            wanted = tuple(dict.fromkeys([*cfg.price_symbols, *held]))
+            cfg = cfg.model_copy(update={"price_symbols": wanted})
+        exchange = make_exchange(name, cfg, None, (markets or {}).get(name))
+        recorder = (
+            RawRecorder(ex_cfg.record_dir, name, ex_cfg.record_max_bytes)
+            if ex_cfg.record_dir
+            else None
+        )
+        streams.append(
+            VenueStream(
+                name,
+                exchange,
+                cfg,
+                emit=lambda _e: None,  # replaced by LiveStreams
+                recorder=recorder,
+                reconnect_max_s=ex_cfg.reconnect_max_s,
+            )
+        )
+    if not streams:
+        raise LiveSetupError(
+            "no live source enabled; list them with --source binance,bybit,okx or enable "
+            "exchanges.venues.<name>.enabled"
+        )
+    return [LiveStreams(streams, dedupe_capacity=ex_cfg.dedupe_memory)]
+
+
+def create_ccxt_broker(
+    settings: Settings,
+    secrets: Secrets | None,
+    *,
+    markets: Mapping[str, Any] | None = None,
+) -> CcxtBroker:
+    """The live broker on `exchanges.trading_venue` (and `options_venue` for puts)."""
+    ex_cfg = settings.exchanges
+    venue = ex_cfg.trading_venue
+    if not credentials(venue, secrets):
+        raise LiveSetupError(f"live trading on {venue} needs keys: set {_KEY_VARS[venue]}")
+    cfg = ex_cfg.venue(venue)
+    exchange = make_exchange(venue, cfg, secrets, (markets or {}).get(venue))
+    options_exchange = None
+    if ex_cfg.options_venue is not None:
+        ov = ex_cfg.options_venue
+        if ov == venue:
+            options_exchange = exchange  # one account, one instance, one rate limiter
+        else:
+            if not credentials(ov, secrets):
+                raise LiveSetupError(f"puts on {ov} need keys: set {_KEY_VARS[ov]}")
+            options_exchange = make_exchange(ov, ex_cfg.venue(ov), secrets, (markets or {}).get(ov))
+    return CcxtBroker(
+        venue,
+        exchange,
+        options_venue=ex_cfg.options_venue,
+        options_exchange=options_exchange,
+        refresh_s=ex_cfg.portfolio_refresh_s,
+        slippage_cap_bps=ex_cfg.slippage_cap_bps,
+        watch_symbols=cfg.symbols,
+    )
+
+
+def unsettled_orders(journal: Any) -> list[tuple[str, OrderIntent]]:
+    """(client id, intent) of every order journaled as sent without a final result."""
+    out = []
+    fields = OrderIntent.__dataclass_fields__
+    for key in sorted(journal.keys_with_prefix("order:")):
+        cid = key.removeprefix("order:")
+        if journal.has(f"result:{cid}"):
+            continue
+        entry = journal.find_key(key) or {}
+        payload = entry.get("payload") or {}
+        try:
+            intent = OrderIntent(**{k: v for k, v in payload.items() if k in fields})
+        except TypeError:
+            continue  # not an order entry of this version: nothing to look up
+        out.append((cid, intent))
+    return out
+
+
+async def start_live(
+    settings: Settings, broker: CcxtBroker, journal: Any, *, echo: Echo = print
+) -> Reconciliation:
+    """Before the first event: the gate (refuses or prints the banner), then reconciliation."""
+    await live_gate(settings, broker, live_flag=settings.mode == "live", echo=echo)
+    pending = unsettled_orders(journal)
+    rec = await broker.reconcile(pending)
+    journal.append(
+        "reconcile",
+        int(time.time() * 1000),
+        {
+            "found": {cid: r.status for cid, r in rec.found.items()},
+            "missing": rec.missing,
+            "positions": len(rec.positions),
+            "open_orders": [o.client_id for o in rec.open_orders],
+        },
+    )
+    echo(
+        f"reconciled: {len(pending)} order(s) without outcome in the journal, "
+        f"{len(rec.found)} found at the venue, {len(rec.missing)} never arrived; "
+        f"{len(rec.positions)} position(s), {len(rec.open_orders)} open order(s)"
+    )
+    return rec

@@ -1,0 +1,122 @@
+"""The `--live` gate: nothing trades real money unless every condition below holds.
+
+1. `mode: live` in liqguard.yaml AND the `--live` flag (the explicit confirmation)
+2. keys for the trading venue (and the options venue, if puts are configured)
+3. the keys cannot withdraw, where the venue tells (Binance `GET /sapi/v1/account/
+   apiRestrictions` enableWithdrawals; OKX `account/config` perm; Bybit `user/query-api`),
+   unless `exchanges.allow_withdrawal_keys: true`
+4. a loud banner says what it will trade with: venue, REAL or demo, endpoints, balance,
+   positions, open orders
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.brokers.ccxt_broker import CcxtBroker
+from bot.config.settings import Settings
+from bot.live.exchange import credentials, describe_error
+from bot.secrets import Secrets
+
+Echo = Callable[[str], None]
+
+
+class LiveRefused(RuntimeError):
+    """Live trading refused; the message says why and what to change."""
+
+
+def check_live_switches(settings: Settings, live_flag: bool) -> None:
+    """Condition 1: both switches."""
+    if not live_flag:
+        raise LiveRefused("live trading needs the --live flag (paper mode is the default)")
+    if settings.mode != "live":
+        raise LiveRefused(
+            f"--live given but liqguard.yaml says mode: {settings.mode!r}; set `mode: live` "
+            "in the config as the second, deliberate confirmation"
+        )
+
+
+def check_live_request(settings: Settings, secrets: Secrets | None, live_flag: bool) -> None:
+    """Conditions 1 and 2, without any network: raise LiveRefused naming the fix."""
+    check_live_switches(settings, live_flag)
+    ex = settings.exchanges
+    for venue in filter(None, (ex.trading_venue, ex.options_venue)):
+        if not credentials(venue, secrets):
+            raise LiveRefused(
+                f"no API keys for {venue}: set LIQGUARD_{venue.upper()}_API_KEY and "
+                f"LIQGUARD_{venue.upper()}_API_SECRET (trade permission only, no withdrawals)"
+            )
+
+
+async def can_withdraw(exchange: Any) -> bool | None:
+    """Whether the keys may withdraw, as the venue says; None when it cannot tell."""
+    if exchange.id == "binanceusdm":
+        info = await exchange.sapi_get_account_apirestrictions()
+        return bool(info.get("enableWithdrawals"))
+    if exchange.id == "okx":
+        data = (await exchange.private_get_account_config()).get("data") or [{}]
+        return "withdraw" in str(data[0].get("perm", "")).split(",")
+    if exchange.id == "bybit":
+        result = (await exchange.private_get_v5_user_query_api()).get("result") or {}
+        wallet = (result.get("permissions") or {}).get("Wallet") or []
+        return "Withdraw" in wallet
+    return None
+
+
+async def live_gate(
+    settings: Settings,
+    broker: CcxtBroker,
+    *,
+    live_flag: bool,
+    echo: Echo = print,
+) -> None:
+    """Run every check; print the banner; raise LiveRefused if anything is wrong.
+
+    The keys themselves were required when the broker was made (bot.live.factory)."""
+    check_live_switches(settings, live_flag)
+    ex_cfg = settings.exchanges
+    accounts = [(ex_cfg.trading_venue, broker.exchange)]
+    if ex_cfg.options_venue and broker.options_exchange is not broker.exchange:
+        accounts.append((ex_cfg.options_venue, broker.options_exchange))
+    for venue, exchange in accounts:
+        if ex_cfg.venue(venue).demo:
+            echo(f"{venue}: demo account, withdrawal check skipped (demo funds only)")
+            continue
+        try:
+            withdraw = await can_withdraw(exchange)
+        except Exception as exc:  # auth failures land here: refuse, do not guess
+            raise LiveRefused(
+                f"{venue}: could not read the key's permissions ({describe_error(exc)}); "
+                "check the keys and their IP whitelist"
+            ) from exc
+        if withdraw is None:
+            echo(f"WARNING: {venue} does not say whether these keys can withdraw; make sure not")
+        elif withdraw and not ex_cfg.allow_withdrawal_keys:
+            raise LiveRefused(
+                f"{venue}: these API keys can WITHDRAW funds. Create trade-only keys (no "
+                "withdrawal permission), or set exchanges.allow_withdrawal_keys: true"
+            )
+    try:
+        portfolio = await broker.refresh(all_symbols=True)
+    except Exception as exc:  # refuse rather than trade an account we cannot read
+        raise LiveRefused(
+            f"{ex_cfg.trading_venue}: could not read the account ({describe_error(exc)})"
+        ) from exc
+    cfg = ex_cfg.venue(ex_cfg.trading_venue)
+    kind = "DEMO (the venue's paper account)" if cfg.demo else "REAL MONEY"
+    lines = [
+        "=" * 72,
+        f"LIVE TRADING - {kind}",
+        f"  venue:     {ex_cfg.trading_venue} ({broker.exchange.id})",
+        f"  endpoints: {cfg.endpoints.rest or 'venue default'}",
+        f"  options:   {ex_cfg.options_venue or 'none (no puts)'}",
+        f"  balance:   {portfolio.balance_usd:,.2f} USD in stablecoins",
+        f"  positions: {len(portfolio.positions)}, open orders: {len(portfolio.open_orders)}",
+    ]
+    lines += [
+        f"    {p.symbol} {p.side} {p.size:g} @ {p.entry_price:g} (mark {p.mark_price:g})"
+        for p in portfolio.positions
+    ]
+    lines += ["  it will place protective orders on this account by itself.", "=" * 72]
+    echo("\n".join(lines))

@@ -1,0 +1,354 @@
+"""Live liquidation streams through ccxt.pro, merged into one LiveSource.
+
+Contents:
+- VenueStream: one venue's socket. ccxt.pro dials, subscribes and pings; every raw message
+  is tapped (bot.live.exchange) and parsed by the venue parsers of bot.sources.venues, so
+  USD, sides and OKX's extra details are ours, not ccxt's. Reconnects with exponential
+  backoff and jitter (tenacity), counts reconnects, measures clock skew.
+  binance: watch_liquidations_for_symbols([]) -> `!forceOrder@arr`
+  bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
+  okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
+- LiveStreams: the merged stream (LiveSource): dedupe by event id across reconnects and
+  venues' overlapping snapshots, a silence watchdog per venue (FeedStatus blind/live).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import ccxt
+from loguru import logger
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
+
+from bot.config.venues import VenueConfig
+from bot.events import FeedStatus, Liquidation, PriceTick
+from bot.live.exchange import MarketsKeeper, classify_error, describe_error
+from bot.live.recording import Dedupe, RawRecorder
+from bot.sources.venues import MalformedMessage, parse_raw_message
+
+Event = Liquidation | FeedStatus | PriceTick
+Emit = Callable[[Event], None]
+NowMs = Callable[[], int]
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class FeedHealth:
+    """What `status` shows per venue."""
+
+    venue: str
+    state: str = "connecting"  # connecting | live | blind | reconnecting
+    last_message_ms: int | None = None
+    messages: int = 0
+    liquidations: int = 0
+    skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
+    reconnects: int = 0
+    clock_skew_ms: int | None = None  # min(local receive - venue time) over recent messages
+    last_error: str = ""
+
+
+def _venue_time_ms(msg: dict[str, Any]) -> int | None:
+    """The venue's own send time of a message (Binance E, Bybit ts, OKX detail ts)."""
+    for key in ("E", "ts"):
+        value = msg.get(key)
+        if isinstance(value, int | str) and str(value).isdigit():
+            return int(value)
+    data = msg.get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        details = data[0].get("details")
+        if isinstance(details, list) and details and isinstance(details[0], dict):
+            ts = details[0].get("ts")
+            if isinstance(ts, str) and ts.isdigit():
+                return int(ts)
+    return None
+
+
+def _worth_reconnecting(exc: BaseException) -> bool:
+    """Everything but a configuration the venue refuses (unknown symbol, keys, no stream)."""
+    permanent = (ValueError, ccxt.BadSymbol, ccxt.NotSupported, ccxt.AuthenticationError)
+    return not isinstance(exc, (asyncio.CancelledError, *permanent))
+
+
+class VenueStream:
+    """One venue's liquidation socket; `run()` forever, reconnecting."""
+
+    def __init__(
+        self,
+        venue: str,
+        exchange: Any,
+        cfg: VenueConfig,
+        emit: Emit,
+        *,
+        recorder: RawRecorder | None = None,
+        now_ms: NowMs = wall_ms,
+        reconnect_max_s: float = 30.0,
+        reconnect_initial_s: float = 0.2,
+    ) -> None:
+        self.venue = venue
+        self.exchange = exchange
+        self.cfg = cfg
+        self.emit = emit
+        self.recorder = recorder
+        self.now_ms = now_ms
+        self.reconnect_max_s = reconnect_max_s
+        self.reconnect_initial_s = reconnect_initial_s
+        self.health = FeedHealth(venue)
+        self.markets = MarketsKeeper(exchange, cfg.markets_refresh_s)
+        self._skews: deque[int] = deque(maxlen=100)
+        self._sessions = 0
+        exchange.raw_sink = self.on_raw
+
+    # --- raw messages ----------------------------------------------------------------------
+    def on_raw(self, message: Any) -> None:
+        """Called by ccxt for every decoded message, before ccxt's own handling."""
+        if not isinstance(message, dict):
+            return  # OKX "pong" and the like
+        if message.get("e") == "markPriceUpdate":
+            self._mark_price(message)
+            return
+        if self.recorder is not None:
+            self.recorder.write(message)
+        errors: list[str] = []
+        try:
+            events = parse_raw_message(message, self._contract_size, errors)
+        except MalformedMessage as exc:
+            self.health.skipped += 1
+            logger.debug("{}: unreadable message skipped: {}", self.venue, exc)
+            return
+        self.health.skipped += len(errors)
+        if not events:
+            return
+        now = self.now_ms()
+        self.health.messages += 1
+        self.health.last_message_ms = now
+        venue_ms = _venue_time_ms(message)
+        if venue_ms is not None:
+            self._skews.append(now - venue_ms)
+            self.health.clock_skew_ms = min(self._skews)
+        for liq in events:
+            if self.venue == "binance" and liq.symbol not in self.exchange.markets_by_id:
+                self.health.skipped += 1  # e.g. COIN-M on the USD-M socket (venues.md)
+                continue
+            self.health.liquidations += 1
+            self.emit(liq)
+
+    def _mark_price(self, msg: dict[str, Any]) -> None:
+        """Binance `<sym>@markPrice@1s` -> PriceTick (what the paper broker fills at)."""
+        try:
+            tick = PriceTick(int(msg["E"]), str(msg["s"]), float(msg["p"]), "binance-usdm")
+        except (KeyError, TypeError, ValueError):
+            self.health.skipped += 1
+            return
+        self.emit(tick)
+
+    def _contract_size(self, inst_id: str) -> float | None:
+        found = (self.exchange.markets_by_id or {}).get(inst_id)
+        if not found:
+            return None
+        size = found[0].get("contractSize")
+        return float(size) if size else None
+
+    # --- subscriptions -----------------------------------------------------------------------
+    def _symbols(self) -> list[str]:
+        """Unified ccxt symbols for the configured venue ids (bybit: all linear perps if none)."""
+        ex = self.exchange
+        if self.cfg.symbols:
+            return [self._unified(s) for s in self.cfg.symbols]
+        if self.venue == "bybit":
+            return sorted(
+                s
+                for s, m in ex.markets.items()
+                if m.get("swap") and m.get("linear") and m.get("active", True)
+            )
+        return []
+
+    def _unified(self, venue_id: str) -> str:
+        found = self.exchange.markets_by_id.get(venue_id)
+        if not found:
+            raise ValueError(f"{self.venue}: symbol {venue_id!r} is not a market there")
+        return str(found[0]["symbol"])
+
+    async def _session(self) -> None:
+        await self.markets.ensure()
+        ex = self.exchange
+        symbols = self._symbols()
+        self._sessions += 1
+        watches: list[Callable[[], Any]] = []
+        if self.venue == "binance":
+            watches = [partial(ex.watch_liquidations_for_symbols, symbols)]
+            marks = [self._unified(s) for s in self.cfg.price_symbols]
+            if marks:
+                watches.append(partial(ex.watch_mark_prices, marks))
+        elif self.venue == "bybit":
+            watches = [partial(ex.watch_liquidations, s) for s in symbols]
+        elif self.venue == "okx":
+            url = ex.get_url("liquidation-orders", "public")
+            for inst_type in self.cfg.okx_inst_types:
+                request = {
+                    "op": "subscribe",
+                    "args": [{"channel": "liquidation-orders", "instType": inst_type}],
+                }
+                # one subscribe hash per instType: ccxt's own call would send only the first
+                hashes = [f"liquidation-orders::{inst_type}"]
+                watches.append(partial(ex.watch_multiple, url, ["liquidations"], request, hashes))
+        else:
+            raise ValueError(f"{self.venue}: no liquidation stream through ccxt")
+        self._set_state("live" if self.health.state != "blind" else "blind", "subscribed")
+        await asyncio.gather(*(self._keep_watching(w) for w in watches))
+
+    @staticmethod
+    async def _keep_watching(watch: Callable[[], Any]) -> None:
+        while True:  # the data arrives through on_raw; this keeps the subscription alive
+            await watch()
+
+    async def run(self) -> None:
+        """Connect, subscribe, and reconnect with backoff + jitter whenever the socket fails."""
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(
+                multiplier=self.reconnect_initial_s, max=self.reconnect_max_s, jitter=0.5
+            ),
+            retry=retry_if_exception(_worth_reconnecting),
+            before_sleep=self._on_failure,
+            reraise=True,
+        )
+        await retrying(self._session)
+
+    async def _on_failure(self, state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.health.reconnects += 1
+        self.health.last_error = describe_error(exc) if exc else ""
+        kind = classify_error(exc) if exc else None
+        logger.warning(
+            "{}: stream failed ({}; {}), reconnect #{}",
+            self.venue,
+            self.health.last_error,
+            kind,
+            self.health.reconnects,
+        )
+        with contextlib.suppress(Exception):
+            await self.exchange.close_ws_clients()  # the next session dials a fresh socket
+        self._set_state("reconnecting", self.health.last_error)
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if state == self.health.state:
+            return
+        self.health.state = state
+        if state in ("live", "blind", "reconnecting"):
+            self.emit(self.status_event(detail))
+
+    def status_event(self, detail: str = "") -> FeedStatus:
+        now = self.now_ms()
+        last = self.health.last_message_ms
+        silent_s = (now - last) / 1000 if last is not None else 0.0
+        return FeedStatus(
+            ts_ms=now,
+            venue=self.venue,
+            state=self.health.state,  # type: ignore[arg-type]
+            silent_s=silent_s,
+            reconnects=self.health.reconnects,
+            clock_skew_ms=self.health.clock_skew_ms,
+            detail=detail,
+        )
+
+    def check_silence(self, started_ms: int) -> None:
+        """Blind if nothing arrived for `silence_s` (since start if never); live again on data."""
+        now = self.now_ms()
+        last = self.health.last_message_ms if self.health.last_message_ms is not None else None
+        since = last if last is not None else started_ms
+        silent = (now - since) / 1000 >= self.cfg.silence_s
+        if silent and self.health.state != "blind":
+            self._set_state("blind", f"no liquidation message for {self.cfg.silence_s:g}s")
+        elif (
+            not silent and self.health.state == "blind" and last is not None and last >= started_ms
+        ):
+            self._set_state("live", "messages again")
+
+    async def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        with contextlib.suppress(Exception):
+            await self.exchange.close()
+
+
+class LiveStreams:
+    """Several venues merged into one stream of Liquidation and FeedStatus events."""
+
+    def __init__(
+        self,
+        streams: Sequence[VenueStream],
+        *,
+        dedupe_capacity: int = 50_000,
+        watchdog_period_s: float | None = None,
+        now_ms: NowMs = wall_ms,
+    ) -> None:
+        self.streams = list(streams)
+        self.name = "live:" + ",".join(s.venue for s in self.streams)
+        self.dedupe = Dedupe(dedupe_capacity)
+        self.now_ms = now_ms
+        shortest = min((s.cfg.silence_s for s in self.streams), default=1.0)
+        self.watchdog_period_s = watchdog_period_s or min(1.0, shortest / 4)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        for s in self.streams:
+            s.emit = self._emit
+
+    def _emit(self, event: Event) -> None:
+        if (
+            isinstance(event, Liquidation)
+            and event.event_id is not None
+            and self.dedupe.seen(event.event_id)
+        ):
+            return
+        self._queue.put_nowait(event)
+
+    def status(self) -> list[FeedHealth]:
+        return [s.health for s in self.streams]
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        for s in self.streams:
+            self._tasks.append(asyncio.create_task(self._run(s), name=f"stream-{s.venue}"))
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="stream-watchdog"))
+
+    async def _run(self, stream: VenueStream) -> None:
+        try:
+            await stream.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # configuration errors (unknown symbol) end that venue only
+            logger.error("{}: stream stopped: {}", stream.venue, describe_error(exc))
+            stream.health.last_error = describe_error(exc)
+            stream._set_state("blind", f"stopped: {describe_error(exc)}")
+
+    async def _watchdog(self) -> None:
+        started_ms = self.now_ms()
+        while True:
+            await asyncio.sleep(self.watchdog_period_s)
+            for s in self.streams:
+                s.check_silence(started_ms)
+
+    async def events(self) -> AsyncIterator[Event]:
+        self.start()
+        while True:
+            yield await self._queue.get()
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        for s in self.streams:
+            await s.close()

@@ -1,0 +1,173 @@
+"""The --live gate, the exchanges config section and the factories (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config.loader import ConfigError, load_settings
+from bot.config.settings import Settings
+from bot.events import OrderIntent
+from bot.journal import SqlJournal, default_journal_url, to_payload
+from bot.live.factory import (
+    LiveSetupError,
+    create_ccxt_broker,
+    create_live_sources,
+    start_live,
+    unsettled_orders,
+    venue_names,
+)
+from bot.live.safety import LiveRefused, check_live_request, live_gate
+from bot.live.streams import LiveStreams
+from bot.live.throttle import IdleCreditThrottler
+from bot.secrets import Secrets
+from tests.localexchange import local_secrets, serve
+from tests.localexchange.binance import LocalBinance
+
+
+def keys(key: str = "test-key", secret: str = "test-secret") -> Secrets:
+    return local_secrets(key, secret)
+
+
+def live_settings(port: int, **exchanges: Any) -> Settings:
+    endpoint = {"rest": f"http://127.0.0.1:{port}", "allow_insecure": True}
+    return load_settings(
+        overrides={
+            "mode": "live",
+            "exchanges": {"venues": {"binance": {"endpoints": endpoint}}, **exchanges},
+        }
+    )
+
+
+def test_live_needs_flag_config_and_keys() -> None:
+    live = load_settings(overrides={"mode": "live"})
+    with pytest.raises(LiveRefused, match="--live flag"):
+        check_live_request(live, keys(), live_flag=False)
+    with pytest.raises(LiveRefused, match="mode: live"):
+        check_live_request(load_settings(), keys(), live_flag=True)
+    with pytest.raises(LiveRefused, match="LIQGUARD_BINANCE_API_KEY"):
+        check_live_request(live, Secrets(_env_file=None), live_flag=True)  # type: ignore[call-arg]
+    check_live_request(live, keys(), live_flag=True)
+
+
+async def test_gate_refuses_keys_that_can_withdraw() -> None:
+    server = LocalBinance()
+    server.withdrawals_enabled = True
+    async with serve(server.app) as port:
+        broker = create_ccxt_broker(live_settings(port), keys())
+        try:
+            with pytest.raises(LiveRefused, match="WITHDRAW"):
+                await live_gate(live_settings(port), broker, live_flag=True, echo=print)
+        finally:
+            await broker.close()
+    assert any(r[2] == "/sapi/v1/account/apiRestrictions" for r in server.log.requests)
+
+
+async def test_gate_prints_what_it_trades_with() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.25, 90_000.0)
+    printed: list[str] = []
+    async with serve(server.app) as port:
+        settings = live_settings(port)
+        broker = create_ccxt_broker(settings, keys())
+        broker.exchange.enableRateLimit = False  # client-side weights are not under test
+        try:
+            await live_gate(settings, broker, live_flag=True, echo=printed.append)
+        finally:
+            await broker.close()
+    banner = "\n".join(printed)
+    assert "LIVE TRADING - REAL MONEY" in banner
+    margin_usd = server.balance_usdt + 0.25 * (server.marks["BTCUSDT"] - 90_000.0)
+    assert f"{margin_usd:,.2f} USD" in banner  # wallet + unrealised PnL
+    assert "BTCUSDT long 0.25 @ 90000" in banner
+    assert "test-key" not in banner and "test-secret" not in banner
+
+
+async def test_gate_allows_withdrawal_keys_only_when_told() -> None:
+    server = LocalBinance()
+    server.withdrawals_enabled = True
+    async with serve(server.app) as port:
+        settings = live_settings(port, allow_withdrawal_keys=True)
+        broker = create_ccxt_broker(settings, keys())
+        broker.exchange.enableRateLimit = False  # client-side weights are not under test
+        try:
+            await live_gate(settings, broker, live_flag=True, echo=lambda _t: None)
+        finally:
+            await broker.close()
+
+
+async def test_gate_refuses_keys_the_venue_rejects() -> None:
+    server = LocalBinance()
+    async with serve(server.app) as port:
+        broker = create_ccxt_broker(live_settings(port), keys(secret="bad"))
+        try:
+            with pytest.raises(LiveRefused, match="could not read the key's permissions"):
+                await live_gate(live_settings(port), broker, live_flag=True, echo=print)
+        finally:
+            await broker.close()
+
+
+def test_exchanges_config_refuses_unknown_keys_and_plain_urls() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'simbols'"):
+        load_settings(overrides={"exchanges": {"venues": {"binance": {"simbols": ["X"]}}}})
+    with pytest.raises(ConfigError, match="allow_insecure"):
+        load_settings(
+            overrides={"exchanges": {"venues": {"okx": {"endpoints": {"ws": "ws://proxy/ws"}}}}}
+        )
+    with pytest.raises(ConfigError, match="options_venue"):
+        load_settings(overrides={"exchanges": {"options_venue": "binance"}})
+
+
+async def test_factories_name_sources_and_keys() -> None:
+    settings = load_settings()
+    assert venue_names("binance-usdm,okx", settings) == ["binance", "okx"]
+    assert venue_names(None, settings) == ["binance", "bybit", "okx"]
+    with pytest.raises(LiveSetupError, match="known: binance, bybit, okx"):
+        venue_names(["kraken"], settings)
+    with pytest.raises(LiveSetupError, match="LIQGUARD_BINANCE_API_KEY"):
+        create_ccxt_broker(settings, Secrets(_env_file=None))  # type: ignore[call-arg]
+    sources = create_live_sources(settings, None, ["binance", "okx"])
+    assert [type(s) for s in sources] == [LiveStreams]
+    assert sources[0].name == "live:binance,okx"
+    await sources[0].close()  # never started: nothing was dialled
+
+
+async def test_start_live_reconciles_the_journal(tmp_path: Path) -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5)
+    journal = SqlJournal(default_journal_url(str(tmp_path / "j.sqlite")))
+    sell = OrderIntent("binance-usdm", "BTCUSDT", "sell", "market", 0.1, reduce_only=True)
+    for cid in ("lgj-0", "lgj-1", "lgj-2"):  # as the executor journals a send
+        journal.append("order_sent", 1, to_payload(sell, client_id=cid), key=f"order:{cid}")
+    journal.append("order_result", 2, {"client_id": "lgj-2"}, key="result:lgj-2")
+    printed: list[str] = []
+    async with serve(server.app) as port:
+        settings = live_settings(port)
+        broker = create_ccxt_broker(settings, keys())
+        broker.exchange.enableRateLimit = False  # client-side weights are not under test
+        try:
+            await broker.submit(sell, "lgj-0")  # it landed; the crash lost the result
+            rec = await start_live(settings, broker, journal, echo=printed.append)
+        finally:
+            await broker.close()
+            journal.close()
+    assert unsettled_orders(SqlJournal(default_journal_url(str(tmp_path / "j.sqlite")))) == [
+        ("lgj-0", sell),
+        ("lgj-1", sell),
+    ]
+    assert set(rec.found) == {"lgj-0"} and rec.missing == ["lgj-1"]
+    assert "2 order(s) without outcome" in printed[-1] and "1 found" in printed[-1]
+    assert len(server.orders) == 1  # reconciling never sends
+
+
+async def test_rate_limiter_credits_idle_time() -> None:
+    limiter = IdleCreditThrottler({"refillRate": 1 / 50, "capacity": 1.0, "tokens": 0})
+    await limiter(4)  # tokens available: through at once, now in debt
+    assert limiter.config["tokens"] == pytest.approx(-4, abs=0.1)
+    in_debt = limiter(1)
+    assert not in_debt.done()  # queued behind the debt, as in ccxt
+    await in_debt
+    limiter._last_ms = (limiter._last_ms or 0) - 1_000  # as if a second went by idle
+    assert limiter(1).done()  # credited: let through at once (ccxt's would queue for 200 ms)
