@@ -1,0 +1,157 @@
+"""RuntimeControl: the Control protocol of bot.telegram.commands over a running Orchestrator.
+
+Data only: status, portfolio, ladder changes, history and chart input come from the
+orchestrator, its broker and the journal; Telegram formats them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from loguru import logger
+
+from bot.charts import ChartInput
+from bot.config.settings import Settings
+from bot.events import Anomaly, Portfolio, TradingState, TradingStateChanged
+from bot.interfaces import Broker
+from bot.journal import SqlJournal, to_payload
+from bot.orchestrator import Orchestrator
+from bot.telegram.commands import HistoryItem, RuleView, StatusView
+
+_SAMPLES = 3000  # 25 h at one sample per 30 s
+_HISTORY_KINDS = ("action_planned", "decision", "order_result", "ladder", "failure")
+
+
+def _history_text(kind: str, p: dict[str, Any]) -> str:
+    if kind == "decision":
+        verb = "approved" if p.get("approved") else "rejected"
+        return f"{p.get('action_id')} {verb} by {p.get('by')}"
+    if kind == "order_result":
+        return f"order {p.get('client_id')} {p.get('status')} {p.get('error') or ''}".strip()
+    if kind == "ladder":
+        return f"{p.get('previous')} → {p.get('state')} by {p.get('by')}: {p.get('reason')}"
+    if kind == "action_planned":
+        return f"L{p.get('level')} {p.get('strategy')} [{p.get('action_id')}]"
+    return str(p.get("error") or p.get("reason") or p)[:200]
+
+
+class RuntimeControl:
+    def __init__(
+        self, orchestrator: Orchestrator, broker: Broker, journal: SqlJournal, settings: Settings
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.broker = broker
+        self.journal = journal
+        self.settings = settings
+        self._windows: dict[str, deque[tuple[int, float]]] = {}
+        self._prices: deque[tuple[int, float]] = deque(maxlen=_SAMPLES)
+        self._price_symbol = ""
+
+    async def status(self) -> StatusView:
+        s = self.orchestrator.status()
+        anomalies = self._anomalies()
+        rules = tuple(
+            RuleView(
+                r["rule"],
+                r["level"],
+                r["window_usd"],
+                r["threshold_usd"],
+                max((a.ts_ms for a in anomalies if a.rule == r["rule"]), default=None),
+            )
+            for r in s["rules"]
+        )
+        return StatusView(
+            mode=self.settings.mode,
+            state=TradingState(s["ladder"]),
+            rules=rules,
+            portfolio=await self.broker.portfolio(),
+            realized_pnl_usd=float(s.get("pnl_usd") or 0.0),
+        )
+
+    async def portfolio(self) -> Portfolio:
+        return await self.broker.portfolio()
+
+    async def set_state(self, state: TradingState, reason: str, by: str) -> TradingStateChanged:
+        orch = self.orchestrator
+        previous = orch.risk.state
+        if state is TradingState.ACTIVE:
+            await orch.resume_trading(by, reason)
+            return TradingStateChanged(orch.clock.now_ms(), previous, state, reason, by)
+        change = orch.risk.set_state(state, reason, by, orch.clock.now_ms())
+        self.journal.append("ladder", change.ts_ms, to_payload(change))
+        await orch.notifier.notify(change)
+        return change
+
+    async def history(self, limit: int) -> list[HistoryItem]:
+        rows = self.journal.recent(limit, kinds=list(_HISTORY_KINDS))
+        return [
+            HistoryItem(r["ts_ms"], r["kind"], _history_text(r["kind"], r["payload"])) for r in rows
+        ]
+
+    def _anomalies(self) -> list[Anomaly]:
+        out = []
+        for r in self.journal.recent(200, kinds=["anomaly"]):
+            p = dict(r["payload"])
+            try:
+                out.append(
+                    Anomaly(
+                        **{
+                            k: p[k]
+                            for k in Anomaly.__dataclass_fields__
+                            if k in p and "top_" not in k
+                        }
+                    )
+                )
+            except TypeError:
+                continue
+        return out
+
+    async def sample(self) -> None:
+        """Remember the window sums and a mark now (the chart's line between anomalies)."""
+        now = self.orchestrator.clock.now_ms()
+        for r in self.orchestrator.status()["rules"]:
+            self._windows.setdefault(r["rule"], deque(maxlen=_SAMPLES)).append(
+                (now, float(r["window_usd"]))
+            )
+        portfolio = await self.broker.portfolio()
+        symbol = portfolio.positions[0].symbol if portfolio.positions else None
+        price = portfolio.prices.get(symbol) if symbol else None
+        if price is None and portfolio.positions:
+            price = portfolio.positions[0].mark_price
+        if price:
+            self._prices.append((now, float(price)))
+            self._price_symbol = symbol or ""
+
+    async def run_sampler(self, interval_s: float = 30.0) -> None:
+        """Sample forever (a background task of the Telegram parts)."""
+        while True:
+            try:
+                await self.sample()
+            except Exception as exc:  # a missed sample only thins the chart
+                logger.debug("chart sample failed: {}", exc)
+            await asyncio.sleep(interval_s)
+
+    async def chart_input(self) -> ChartInput | None:
+        await self.sample()
+        rule = self.settings.rules[0]
+        anomalies = [a for a in self._anomalies() if a.rule == rule.name]
+        points = sorted(
+            {*self._windows.get(rule.name, ()), *((a.ts_ms, a.window_usd) for a in anomalies)}
+        )
+        chart = self.settings.telegram.chart if self.settings.telegram else None
+        return ChartInput(
+            now_ms=self.orchestrator.clock.now_ms(),
+            window_s=rule.window_s,
+            base_threshold_usd=rule.threshold_usd,
+            factor=rule.factor,
+            points=points,
+            anomalies=anomalies,
+            prices=list(self._prices),
+            price_label=f"{self._price_symbol} price" if self._price_symbol else "price",
+            hours=chart.hours if chart else 6.0,
+            title=f"Rule {rule.name}: rolling window sum vs thresholds",
+            width_px=chart.width_px if chart else 1000,
+            height_px=chart.height_px if chart else 550,
+        )
