@@ -1,0 +1,308 @@
+"""A chain's liquidations, live: counted at confirmation depth, gapless across drops/restarts.
+
+Contents: Cursor (what has been released, journaled), OnchainSource (a LiveSource):
+events() -> Liquidation | FeedStatus, close().
+
+Design ("the websocket is the doorbell, eth_getLogs is the ledger"):
+- Counting: a block's logs are released to the detector once the block has `confirmations`
+  confirmations, read by `eth_getLogs` over (cursor, head - confirmations + 1]: the node
+  answers from its canonical chain, so what is released is canonical at the configured
+  depth, complete, and never twice (the cursor moves past it). The detector never sees an
+  unconfirmed log, so it needs no `withdraw()`.
+- Waking up: a websocket `newHeads` subscription rings at each block; without a websocket
+  (or while it is down and reconnecting) the loop polls every `poll_interval_s`. A drop, a
+  restart, a slow consumer: the next release reads from the journaled cursor, so no gap.
+- Reorgs: websocket `logs` are held as pending (priced and reported at once, marked
+  unconfirmed, if `alert_unconfirmed`); when their block reaches the depth, a pending log
+  whose (tx, log index, block hash) is not among the canonical logs is withdrawn: journaled
+  (`onchain_withdrawn`), logged, reported. A reorg deeper than `confirmations` that replaces
+  the cursor's own block is journaled (`onchain_deep_reorg`): choose the depth accordingly.
+- Restart: the cursor is journaled before each event is handed over (state `onchain.<chain>`:
+  last released block and hash, and the last event handed over inside an unfinished range),
+  so a restart resumes after the last event delivered: none twice; at most the one event
+  being handled when the process died is lost to the detector's window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from web3 import AsyncWeb3, WebSocketProvider
+from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
+
+from bot.events import FeedStatus, Liquidation
+from bot.interfaces import Journal
+from bot.onchain.events import LogRef, log_ref
+from bot.onchain.history import LogReader
+from bot.onchain.rpc import RpcError, describe
+
+RECENT_RELEASED = 10_000  # released log keys kept to recognise late websocket copies
+LogKey = tuple[str, str]  # (event_id, block_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    block: int  # every log up to this block has been released
+    hash: str | None  # that block's hash when it was released (None mid-range)
+    handed_through: tuple[int, int] | None = None  # (block, log index) delivered past `block`
+
+    def to_state(self) -> dict[str, Any]:
+        return {"block": self.block, "hash": self.hash, "handed_through": self.handed_through}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Cursor:
+        through = state.get("handed_through")
+        return cls(int(state["block"]), state.get("hash"), tuple(through) if through else None)
+
+
+class OnchainSource:
+    """Liquidations of one chain's lending markets, released at confirmation depth."""
+
+    def __init__(
+        self,
+        chain_name: str,
+        reader: LogReader,
+        journal: Journal,
+        ws_url: str | None = None,
+        *,
+        on_unconfirmed: Callable[[Liquidation], Awaitable[None]] | None = None,
+        on_withdrawn: Callable[[LogRef, Liquidation | None], Awaitable[None]] | None = None,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.name = f"onchain-{chain_name}"
+        self.chain_name = chain_name
+        self.state_name = f"onchain.{chain_name}"
+        self.reader = reader
+        self.chain = reader.chain
+        self.journal = journal
+        self.cursor: Cursor | None = None
+        self._ws_url = ws_url
+        self._on_unconfirmed = on_unconfirmed
+        self._on_withdrawn = on_withdrawn
+        self._now_ms = now_ms
+        self._doorbell = asyncio.Event()
+        self._statuses: deque[FeedStatus] = deque()
+        self._pending: dict[LogKey, tuple[LogRef, Liquidation | None]] = {}
+        self._recent: deque[LogKey] = deque(maxlen=RECENT_RELEASED)
+        self._recent_set: set[LogKey] = set()
+        self._closed = False
+        self._rpc_down = False
+        self._ws_task: asyncio.Task[None] | None = None
+        self.ws_connected = asyncio.Event()  # set while subscribed (tests and status)
+
+    # ------------------------------------------------------------------ LiveSource
+    async def events(self) -> AsyncGenerator[Liquidation | FeedStatus, None]:
+        """Released liquidations and feed status changes, until close()."""
+        try:
+            while not self._closed:
+                try:
+                    if self.cursor is None:  # a node down at start is retried like later
+                        await self.reader.check_chain_id()
+                        self.cursor = await self._initial_cursor()
+                        if self._ws_url:
+                            self._ws_task = asyncio.create_task(self._ws_loop(), name=self.name)
+                    async for liq in self._release():
+                        yield liq
+                    if self._rpc_down:
+                        self._rpc_down = False
+                        self._status("live", "eth_getLogs answering again")
+                except RpcError as exc:
+                    if not self._rpc_down:
+                        self._rpc_down = True
+                        self._status("reconnecting", f"node not answering: {exc}")
+                while self._statuses:
+                    yield self._statuses.popleft()
+                if self._closed:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._doorbell.wait(), self.chain.poll_interval_s)
+                self._doorbell.clear()
+        finally:
+            await self._stop_ws()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._doorbell.set()
+        await self._stop_ws()
+        await self.reader.close()
+
+    # ------------------------------------------------------------------ release
+    async def _initial_cursor(self) -> Cursor:
+        state = self.journal.get_state(self.state_name)
+        if state is not None:
+            cursor = Cursor.from_state(state)
+            logger.info("{}: resuming after block {}", self.name, cursor.block)
+            return cursor
+        if self.chain.start_block is not None:
+            cursor = Cursor(self.chain.start_block - 1, None)
+        else:
+            safe = await self.reader.head() - self.chain.confirmations + 1
+            cursor = Cursor(safe, await self.reader.block_hash(safe) if safe >= 0 else None)
+        self._save(cursor)
+        logger.info("{}: first run, reading from block {}", self.name, cursor.block + 1)
+        return cursor
+
+    def _save(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.journal.put_state(self.state_name, cursor.to_state())
+
+    async def _release(self) -> AsyncIterator[Liquidation]:
+        """Hand over every log of (cursor, head - confirmations + 1], in chain order."""
+        assert self.cursor is not None
+        safe = await self.reader.head() - self.chain.confirmations + 1
+        if safe <= self.cursor.block:
+            return
+        await self._check_cursor_block()
+        safe_hash = await self.reader.block_hash(safe)
+        released: set[LogKey] = set()
+        async for _first, last, logs in self.reader.log_chunks(self.cursor.block + 1, safe):
+            for raw in logs:
+                ref = log_ref(raw)
+                released.add((ref.event_id, ref.block_hash))
+                through = self.cursor.handed_through
+                if through is not None and ref.position <= through:
+                    continue  # handed over before a restart
+                item = await self.reader.liquidation(raw)
+                if item is None:
+                    continue
+                self._save(Cursor(self.cursor.block, self.cursor.hash, ref.position))
+                yield item[1]
+            self._save(Cursor(last, safe_hash if last == safe else None))
+        await self._reconcile(safe, released)
+
+    async def _check_cursor_block(self) -> None:
+        assert self.cursor is not None
+        if self.cursor.hash is None:
+            return
+        canonical = await self.reader.block_hash(self.cursor.block)
+        if canonical != self.cursor.hash:
+            logger.error(
+                "{}: block {} was replaced after release (reorg deeper than {} confirmations)",
+                self.name, self.cursor.block, self.chain.confirmations,
+            )  # fmt: skip
+            self.journal.append(
+                "onchain_deep_reorg",
+                self._now_ms(),
+                {"chain": self.chain_name, "block": self.cursor.block,
+                 "released_hash": self.cursor.hash, "canonical_hash": canonical},
+                key=f"onchain-deep-reorg:{self.chain_name}:{self.cursor.block}:{canonical}",
+            )  # fmt: skip
+
+    async def _reconcile(self, safe: int, released: set[LogKey]) -> None:
+        """Pending websocket logs at or below `safe`: confirmed, or withdrawn if not canonical."""
+        for key in released:
+            if key not in self._recent_set:
+                if len(self._recent) == self._recent.maxlen:
+                    self._recent_set.discard(self._recent[0])
+                self._recent.append(key)
+                self._recent_set.add(key)
+        for key, (ref, liq) in list(self._pending.items()):
+            if ref.block_number > safe:
+                continue
+            del self._pending[key]
+            if key not in released and key not in self._recent_set:
+                await self._withdraw(ref, liq, "its block is no longer canonical")
+
+    async def _withdraw(self, ref: LogRef, liq: Liquidation | None, reason: str) -> None:
+        logger.warning("{}: log {} in block {} ({}) withdrawn: {}", self.name, ref.event_id,
+                       ref.block_number, ref.block_hash, reason)  # fmt: skip
+        payload: dict[str, Any] = {
+            "chain": self.chain_name, "event_id": ref.event_id, "block_number": ref.block_number,
+            "block_hash": ref.block_hash, "contract": ref.contract, "reason": reason,
+            "alerted": liq is not None and self.chain.alert_unconfirmed,
+        }  # fmt: skip
+        if liq is not None:
+            payload.update(venue=liq.venue, symbol=liq.symbol, notional_usd=liq.notional_usd)
+        self.journal.append(
+            "onchain_withdrawn", self._now_ms(), payload,
+            key=f"onchain-withdrawn:{self.chain_name}:{ref.event_id}:{ref.block_hash}",
+        )  # fmt: skip
+        if self._on_withdrawn is not None:
+            await self._on_withdrawn(ref, liq)
+
+    # ------------------------------------------------------------------ websocket
+    async def _ws_loop(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                async with AsyncWeb3(
+                    WebSocketProvider(self._ws_url, max_connection_retries=1)
+                ) as w3:
+                    await w3.subscription_manager.subscribe([
+                        NewHeadsSubscription(handler=self._on_head, label="heads"),
+                        LogsSubscription(address=self.reader.addresses,  # type: ignore[arg-type]
+                                         topics=[self.reader.topics],
+                                         handler=self._on_log, label="logs"),
+                    ])  # fmt: skip
+                    self.ws_connected.set()
+                    if failures:
+                        self._status("live", "websocket subscribed again")
+                    failures = 0
+                    self._doorbell.set()  # catch up on what happened while down
+                    await w3.subscription_manager.handle_subscriptions(run_forever=True)
+                raise ConnectionError("subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.ws_connected.clear()
+                failures += 1
+                if failures == 1:
+                    self._status(
+                        "reconnecting",
+                        f"websocket down ({describe(exc)}); eth_getLogs every "
+                        f"{self.chain.poll_interval_s:g}s meanwhile",
+                    )
+            delay_s = min(self.chain.max_backoff_s, self.chain.backoff_s * 2 ** min(failures, 8))
+            await asyncio.sleep(delay_s)
+
+    async def _on_head(self, _ctx: Any) -> None:
+        self._doorbell.set()
+
+    async def _on_log(self, ctx: Any) -> None:
+        raw = ctx.result
+        ref = log_ref(raw)
+        key = (ref.event_id, ref.block_hash)
+        if raw.get("removed"):  # geth announces reorged logs; anvil does not
+            entry = self._pending.pop(key, None)
+            if entry is not None:
+                await self._withdraw(entry[0], entry[1], "the node announced it removed")
+            return
+        if self.cursor is not None and ref.block_number <= self.cursor.block:
+            return  # already released through eth_getLogs
+        liq = None
+        if self.chain.alert_unconfirmed:
+            item = await self.reader.liquidation(raw)
+            liq = item[1] if item is not None else None
+        self._pending[key] = (ref, liq)
+        if liq is not None:
+            self.journal.append(
+                "onchain_unconfirmed", self._now_ms(),
+                {"chain": self.chain_name, "event_id": ref.event_id,
+                 "block_number": ref.block_number, "block_hash": ref.block_hash,
+                 "venue": liq.venue, "symbol": liq.symbol, "notional_usd": liq.notional_usd},
+                key=f"onchain-unconfirmed:{self.chain_name}:{ref.event_id}:{ref.block_hash}",
+            )  # fmt: skip
+            if self._on_unconfirmed is not None:
+                await self._on_unconfirmed(liq)
+
+    async def _stop_ws(self) -> None:
+        task, self._ws_task = self._ws_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.ws_connected.clear()
+
+    def _status(self, state: str, detail: str) -> None:
+        logger.info("{}: {} ({})", self.name, state, detail)
+        self._statuses.append(
+            FeedStatus(ts_ms=self._now_ms(), venue=self.name, state=state, detail=detail)  # type: ignore[arg-type]
+        )
+        self._doorbell.set()
