@@ -24,7 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# anvil, the local Ethereum node of the on-chain tests: pinned in package.json/package-lock.json.
+ANVIL_STAMP := node_modules/.anvil-installed
+
+$(ANVIL_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(ANVIL_STAMP)
+
+unit: $(STAMP) $(ANVIL_STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

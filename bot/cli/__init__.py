@@ -16,8 +16,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:  # a group even with one subcommand: `liqguard detect FILE` keeps its name
+    pass
+
+
 # Subcommand modules: importing one registers its command on `app`.
 from bot.cli import detect as _detect  # noqa: E402,F401
+from bot.cli import onchain as _onchain  # noqa: E402,F401
+from bot.cli import run as _run  # noqa: E402,F401
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.config.chains import ChainsConfig
-from bot.config.policy import PolicyConfig
+from bot.config.policy import ApprovalsConfig, JournalConfig, PaperConfig, PolicyConfig
+from bot.config.risk import RiskLimits
 from bot.config.rules import RuleConfig
-from bot.config.telegram import TelegramConfig
+from bot.config.telegram import TelegramConfig, WebhookConfig
 from bot.config.venues import ExchangesConfig
 
 
@@ -30,8 +31,13 @@ class Settings(BaseModel):
     )
     rules: tuple[RuleConfig, ...] = Field(default=(RuleConfig(),), min_length=1)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     exchanges: ExchangesConfig = Field(default_factory=ExchangesConfig)
     telegram: TelegramConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = Field(default=(), description="alert webhooks")
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
