@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.money import TIE_EPS, TIE_REL
 from bot.sources.validate import MAX_TS_MS, MIN_TS_MS
 
 NAME_BYTES = 24  # venue/symbol field width; a name filling it may be cut: row parser
@@ -30,7 +31,6 @@ _DTYPE = np.dtype([
 ])  # fmt: skip
 _MAX_USD = 1e11  # larger amounts (and inf, NaN) go to the row parser (see cents_of)
 _BISECT_MIN = 16  # below this many lines a refused stretch goes line by line
-_TIE_EPS = 1e-6  # as bot.money: closer than this to a half cent, decide in Decimal
 _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 _LOW7, _HIGH_BITS = np.uint64(0x7F7F7F7F7F7F7F7F), np.uint64(0x8080808080808080)
 _ASCII_ZERO, _DOTS = np.uint64(0x3030303030303030), np.uint64(0x2E2E2E2E2E2E2E2E)
@@ -147,7 +147,8 @@ def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
     scaled = usd * 100.0
     floor = np.floor(scaled)
     out = np.rint(scaled).astype(np.int64)  # half-to-even, as Python's round
-    near = np.flatnonzero(np.abs(scaled - floor - 0.5) <= _TIE_EPS)
+    margin = TIE_EPS + np.abs(scaled) * TIE_REL  # the same margin as bot.money
+    near = np.flatnonzero(np.abs(scaled - floor - 0.5) <= margin)
     if len(near):
         k = floor[near]
         tie = (2.0 * k + 1.0) / 200.0

@@ -8,8 +8,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 _CENT = Decimal("0.01")
 # Near x.5 cents float arithmetic cannot tell a tie: decide in Decimal. The margin grows
 # with the amount because the float error of `usd * 100` does.
-_TIE_EPS = 1e-6
-_TIE_REL = 2.0**-48
+TIE_EPS = 1e-6
+TIE_REL = 2.0**-48
 
 
 def usd_to_cents(usd: float | str | Decimal) -> int:
@@ -23,7 +23,7 @@ def usd_to_cents(usd: float | str | Decimal) -> int:
         scaled = usd * 100.0
         nearest = round(scaled)
         # Fast path: far from a half-cent tie, float rounding is already exact.
-        margin = _TIE_EPS + abs(scaled) * _TIE_REL
+        margin = TIE_EPS + abs(scaled) * TIE_REL
         if abs(abs(scaled - math.floor(scaled)) - 0.5) > margin and abs(scaled) < 2**52:
             return int(nearest)
         usd = repr(usd)

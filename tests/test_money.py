@@ -49,3 +49,10 @@ def test_decimal_texts_near_ties_round_like_decimal(mantissa: int, places: int) 
     text = str(Decimal(mantissa).scaleb(-places))
     expected = int(Decimal(text).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN) * 100)
     assert usd_to_cents(float(text)) == expected
+
+
+@pytest.mark.parametrize("usd", [536870912.795, 123456789.125, 99999999999.995, 12345678.905])
+def test_large_amounts_on_a_tie_round_like_decimal(usd: float) -> None:
+    # Above ~$10M the float error of usd * 100 is larger than a fixed tie margin would allow.
+    expected = int(Decimal(repr(usd)).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN) * 100)
+    assert usd_to_cents(usd) == expected
