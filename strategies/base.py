@@ -18,7 +18,16 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from bot.events import Anomaly, Calm, OrderIntent, OrderSide, Portfolio, Position, TradingState
+from bot.events import (
+    Anomaly,
+    Calm,
+    OrderIntent,
+    OrderSide,
+    Portfolio,
+    Position,
+    Side,
+    TradingState,
+)
 
 __all__ = [
     "Plan",
@@ -34,6 +43,8 @@ __all__ = [
     "params_as",
     "price_of",
     "run_plan",
+    "sides_to_protect",
+    "threatened_side",
 ]
 
 
@@ -114,6 +125,26 @@ def price_of(ctx: StrategyContext, symbol: str, position: Position | None = None
 def closing_side(position: Position) -> OrderSide:
     """The order side that reduces a position."""
     return "sell" if position.side == "long" else "buy"
+
+
+def threatened_side(trigger: Anomaly | Calm) -> Side | None:
+    """The side being liquidated most in the anomaly's window; None for calm or an even split.
+
+    Liquidated longs mean forced selling: the danger is to long positions, and vice versa.
+    """
+    if not isinstance(trigger, Anomaly) or trigger.long_cents == trigger.short_cents:
+        return None
+    return "long" if trigger.long_cents > trigger.short_cents else "short"
+
+
+def sides_to_protect(trigger: Anomaly | Calm, choice: str) -> tuple[Side, ...]:
+    """Position sides a planner acts on: `threatened` (default), `both`, `long` or `short`."""
+    if choice == "both":
+        return ("long", "short")
+    if choice in ("long", "short"):
+        return (choice,)  # type: ignore[return-value]
+    side = threatened_side(trigger)
+    return ("long", "short") if side is None else (side,)
 
 
 def number_legs(intents: list[OrderIntent]) -> tuple[OrderIntent, ...]:

@@ -21,6 +21,7 @@ from strategies.base import (
     number_legs,
     params_as,
     price_of,
+    sides_to_protect,
 )
 from strategies.puts import is_put_of, option_symbol, put_contracts, round_to_increment
 from strategies.registry import register
@@ -37,6 +38,10 @@ class HedgeParams(BaseModel):
     beta: float = Field(default=1.0, gt=0, le=5, description="hedged book vs instrument")
     hedge_ratio: float = Field(default=0.5, gt=0, le=1, description="share of exposure hedged")
     symbols: tuple[str, ...] = Field(default=(), description="exposure hedged; empty = all")
+    when: Literal["threatened", "always"] = Field(
+        default="threatened",
+        description="threatened: only while longs are liquidated most (the hedge is a short)",
+    )
     min_order_usd: float = Field(default=10.0, ge=0, description="skip smaller top-ups")
     expiry_days: int = Field(default=7, ge=1, le=365, description="puts: days to expiry")
     moneyness: float = Field(default=0.9, gt=0.5, le=1.0, description="puts: strike / price")
@@ -112,6 +117,8 @@ class Hedge:
 
     def plan(self, ctx: StrategyContext, params: BaseModel) -> Plan:
         p = params_as(params, HedgeParams)
+        if p.when == "threatened" and "long" not in sides_to_protect(ctx.trigger, "threatened"):
+            return Plan((), "hedge: shorts are being liquidated, a short hedge would add risk")
         net_usd, long_venue = _exposure(ctx, p)
         if net_usd <= 0:
             return Plan((), f"hedge: nothing to hedge (net exposure ${net_usd:,.0f})")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.events import OrderIntent, Position
-from strategies.base import Plan, StrategyContext, closing_side, fmt_amount, params_as, price_of
+from strategies.base import (
+    Plan,
+    StrategyContext,
+    closing_side,
+    fmt_amount,
+    params_as,
+    price_of,
+    sides_to_protect,
+)
 from strategies.registry import register
 
 
@@ -19,6 +27,10 @@ class ReduceExposureParams(BaseModel):
     slice_interval_s: float = Field(default=60.0, ge=0, le=86_400, description="between slices")
     min_order_usd: float = Field(default=10.0, ge=0, description="skip orders below this (dust)")
     symbols: tuple[str, ...] = Field(default=(), description="only these symbols; empty = all")
+    sides: Literal["threatened", "both", "long", "short"] = Field(
+        default="threatened",
+        description="positions cut: the side being liquidated most in the window, or as named",
+    )
 
 
 def risk_order(positions: list[Position], prices: dict[str, float]) -> list[Position]:
@@ -49,9 +61,12 @@ class ReduceExposure:
         p = params_as(params, ReduceExposureParams)
         prices: dict[str, float] = {}
         eligible: list[Position] = []
+        sides = sides_to_protect(ctx.trigger, p.sides)
         for pos in ctx.portfolio.positions:
             if pos.instrument == "option" or (p.symbols and pos.symbol not in p.symbols):
                 continue
+            if pos.side not in sides:
+                continue  # a short squeeze does not threaten a long book: leave it
             price = price_of(ctx, pos.symbol, pos)
             if price is None or pos.size <= 0:
                 continue
@@ -60,7 +75,10 @@ class ReduceExposure:
         gross_usd = sum(pos.size * prices[pos.symbol] for pos in eligible)
         target_usd = p.fraction * gross_usd
         if target_usd <= 0:
-            return Plan(intents=(), summary="reduce_exposure: no exposure to reduce")
+            return Plan(
+                intents=(),
+                summary=f"reduce_exposure: no {'/'.join(sides)} exposure to reduce",
+            )
 
         # (position, amount, slices) in risk order, then emitted slice by slice.
         cuts: list[tuple[Position, float, int]] = []

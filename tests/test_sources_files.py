@@ -148,7 +148,7 @@ def test_sniffing() -> None:
 
 def test_prices_from_the_bundled_six_column_klines() -> None:
     rows = [line.split(",") for line in KLINES.read_text().split()]
-    ticks = read_prices(KLINES)
+    ticks = read_prices(KLINES, walk="close")
     assert len(ticks) == len(rows)
     five_min_ms = int(rows[1][0]) - int(rows[0][0])
     for row, tick in zip(rows, ticks, strict=True):
@@ -168,7 +168,23 @@ def test_prices_binance_vision_microseconds_and_header(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-5m-2025-01.csv.gz"
     header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,tbb,tbq,ignore"
     path.write_bytes(gzip.compress("\n".join([header, *rows]).encode()))
-    ticks = read_prices(path)
+    ticks = read_prices(path, walk="close")
     assert [(t.ts_ms, t.price) for t in ticks] == [
         (int(r.split(",")[6]) // 1000, float(r.split(",")[4])) for r in rows
     ]
+
+
+def test_the_ohlc_walk_visits_each_candles_extremes_in_time_order() -> None:
+    rows = [[float(x) for x in line.split(",")] for line in KLINES.read_text().split()]
+    ticks = read_prices(KLINES)
+    assert len(ticks) == 4 * len(rows)
+    assert all(a.ts_ms < b.ts_ms for a, b in itertools.pairwise(ticks))
+    for row, walk in zip(rows, (ticks[i : i + 4] for i in range(0, len(ticks), 4)), strict=True):
+        open_, high, low, close = row[1:5]
+        prices = [t.price for t in walk]
+        assert prices[0] == open_ and prices[3] == close
+        assert sorted(prices[1:3]) == [low, high]
+        # A falling candle reaches its high before its low; a rising one the other way round.
+        assert prices[1] == (high if close < open_ else low)
+    # The flash-crash wick is on the path: the lowest price of the bundled file.
+    assert min(t.price for t in ticks) == min(row[3] for row in rows)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.events import Calm, OpenOrder, Portfolio, Position
+from bot.events import Anomaly, Calm, OpenOrder, Portfolio, Position
 from strategies import Plan, StrategyContext, get_strategy, run_plan
 from strategies.puts import option_symbol
 
@@ -130,3 +130,27 @@ def test_unhedge_by_mode_and_fraction() -> None:
     (only,) = plan("unhedge", ctx(hedge, put), mode="perp", fraction=0.5).intents
     assert only.symbol == "BTCUSDT" and only.amount == pytest.approx(0.2)
     assert plan("unhedge", ctx(ETH)).intents == ()
+
+
+def _anomaly(long_cents: int, short_cents: int) -> Anomaly:
+    window = long_cents + short_cents
+    return Anomaly("all", TS_MS, 2, window, window, window, long_cents, short_cents, 10)
+
+
+@pytest.mark.parametrize(
+    ("long_cents", "short_cents", "when", "hedged"),
+    [
+        (90_000_000, 10_000_000, "threatened", True),  # longs liquidated: the long book is at risk
+        (10_000_000, 90_000_000, "threatened", False),  # a short squeeze: a short would add risk
+        (10_000_000, 90_000_000, "always", True),
+    ],
+)
+def test_hedge_follows_the_side_being_liquidated(
+    long_cents: int, short_cents: int, when: str, hedged: bool
+) -> None:
+    book = ctx(ETH).portfolio
+    c = StrategyContext(_anomaly(long_cents, short_cents), book, {}, TS_MS, "act-4")
+    out = plan("hedge", c, hedge_ratio=0.5, when=when)
+    assert bool(out.intents) is hedged
+    if not hedged:
+        assert "shorts are being liquidated" in out.summary

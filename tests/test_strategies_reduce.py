@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.events import Anomaly, Portfolio, Position
@@ -62,7 +64,7 @@ def test_long_is_cut_by_the_fraction_with_a_reduce_only_sell() -> None:
 
 def test_short_is_bought_back() -> None:
     p = pos(side="short", size=3.0, mark=50.0, symbol="SOLUSDT")
-    (intent,) = plan(ctx(p), fraction=1.0).intents
+    (intent,) = plan(ctx(p), fraction=1.0, sides="short").intents
     assert intent.side == "buy" and intent.amount == pytest.approx(p.size)
 
 
@@ -70,7 +72,7 @@ def test_nearest_to_liquidation_goes_first_and_the_cut_spans_positions() -> None
     far = pos("BTCUSDT", "long", 1.0, 100_000.0, liq=50_000.0)
     near = pos("ETHUSDT", "short", 10.0, 4_000.0, liq=4_200.0)  # 5% away
     fraction = 0.6
-    out = plan(ctx(far, near), fraction=fraction)
+    out = plan(ctx(far, near), fraction=fraction, sides="both")
     first, second = out.intents
     assert (first.symbol, first.side, first.amount) == ("ETHUSDT", "buy", near.size)
     target_usd = fraction * (far.notional_usd + near.notional_usd)
@@ -133,7 +135,7 @@ def test_symbol_filter_and_options_left_alone() -> None:
 
 def test_empty_portfolio_plans_nothing() -> None:
     out = plan(ctx())
-    assert out.intents == () and "no exposure" in out.summary
+    assert out.intents == () and "exposure to reduce" in out.summary
 
 
 def test_params_are_bounded() -> None:
@@ -141,3 +143,20 @@ def test_params_are_bounded() -> None:
     for bad in ({"fraction": 0}, {"fraction": 1.5}, {"slices": 0}, {"twap": 3}):
         with pytest.raises(ValueError):
             cls.model_validate(bad)
+
+
+def test_by_default_only_the_side_being_liquidated_is_cut() -> None:
+    long_book = pos("BTCUSDT", "long", 2.0, 100_000.0)
+    short_book = pos("ETHUSDT", "short", 10.0, 4_000.0)
+    # ANOMALY liquidated mostly longs: forced selling threatens the long, not the short.
+    (intent,) = plan(ctx(long_book, short_book), fraction=0.5).intents
+    assert (intent.symbol, intent.side) == ("BTCUSDT", "sell")
+    assert intent.amount == pytest.approx(0.5 * long_book.size)
+
+
+def test_a_short_squeeze_leaves_a_long_book_alone() -> None:
+    squeeze = replace(ANOMALY, long_cents=20_000_000, short_cents=130_000_000)
+    book = Portfolio(ts_ms=TS_MS, balance_usd=1e6, positions=(pos(side="long"),))
+    out = plan(StrategyContext(squeeze, book, {}, TS_MS, "act-2"), fraction=0.5)
+    assert out.intents == ()
+    assert "no long" not in out.summary and "short" in out.summary

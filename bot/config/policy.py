@@ -54,7 +54,9 @@ def _default_levels() -> dict[int, tuple[ActionConfig, ...]]:
                 on_timeout=TimeoutDefault.EXECUTE_IF_REDUCING,
             ),
         ),
-        4: (ActionConfig(strategy="halt", params={"state": "HALTED"}),),
+        # REDUCING first: stops, cuts and unhedging still pass; HALTED stops everything.
+        4: (ActionConfig(strategy="halt", params={"state": "REDUCING"}),),
+        5: (ActionConfig(strategy="halt", params={"state": "HALTED"}),),
     }
 
 

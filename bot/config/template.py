@@ -26,7 +26,7 @@ policy:
       - strategy: stop_loss          # protective stops 2% from the mark
         approval: auto
     2:
-      - strategy: reduce_exposure
+      - strategy: reduce_exposure    # sides: threatened = the side being liquidated most
         params: {fraction: 0.25}
         approval: auto
       - strategy: hedge              # short the perp on a 2nd venue: half the net long
@@ -41,7 +41,11 @@ policy:
         timeout_s: 120
         on_timeout: execute_if_reducing
     4:
-      - strategy: halt               # ladder to HALTED, page humans; a person resumes
+      - strategy: halt               # ladder to REDUCING (only risk-reducing orders pass),
+        params: {state: REDUCING}    # page humans; a person resumes
+        approval: auto
+    5:
+      - strategy: halt               # ladder to HALTED: nothing but cancels
         params: {state: HALTED}
         approval: auto
   calm:
@@ -71,6 +75,19 @@ paper:
   fee_bps: 5
   maintenance_margin_rate: 0.005
   liquidation_fee_bps: 50
+
+# Live venues (paper mode on live data: `liqguard run --source binance,bybit,okx`; trading:
+# `--live` with `mode: live`). See "Going live" in the README.
+exchanges:
+  venues:
+    binance: {price_symbols: [BTCUSDT, ETHUSDT]}   # !forceOrder@arr, all symbols
+    bybit: {symbols: [BTCUSDT, ETHUSDT, SOLUSDT]}  # allLiquidation.<SYM>, one socket
+    okx: {}                                        # liquidation-orders, SWAP and FUTURES
+    # each venue: enabled, symbols, silence_s (120: blind alert), demo, endpoints {rest, ws}
+  trading_venue: binance     # the account the live broker trades
+  options_venue: null        # deribit | okx | bybit: where hedge mode "puts" buys
+  allow_withdrawal_keys: false
+  record_dir: null           # a folder: every raw message as rotating JSON lines
 
 journal:
   url: null                  # SQLite path or SQLAlchemy URL; null = ./var/liqguard.sqlite
