@@ -154,3 +154,36 @@ def test_billion_cent_adds_and_removes_do_not_drift() -> None:
         assert det.status()[0].window_cents in (0, 10, 100) if i % 50_000 == 0 else True
     (s,) = det.status()
     assert s.window_cents == 10 * s.events == 100
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tapes())
+def test_peaks_are_the_largest_window_sum_after_any_counted_event(
+    case: tuple[list[RuleConfig], list[Any]],
+) -> None:
+    rules, stream = case
+    liquidations = [x for x in stream if isinstance(x, Liquidation)]
+    det = Detector(rules)
+    for liq in liquidations:
+        det.on_liquidation(liq)
+    for rule in rules:
+        # Brute force: after each event the rule sees, the sum of its counted events in (c-W, c].
+        best: tuple[int, int] | None = None
+        clock: int | None = None
+        counted: list[Liquidation] = []
+        for liq in liquidations:
+            if liq.side not in rule.sides:
+                continue
+            if rule.symbols and not any(symbol_matches(t, liq.symbol) for t in rule.symbols):
+                continue
+            if rule.venues and not any(venue_matches(t, liq.venue) for t in rule.venues):
+                continue
+            clock = liq.ts_ms if clock is None else max(clock, liq.ts_ms)
+            if liq.ts_ms > clock - rule.window_ms:
+                counted.append(liq)
+            window = sum(
+                usd_to_cents(x.notional_usd) for x in counted if x.ts_ms > clock - rule.window_ms
+            )
+            if best is None or window > best[0]:
+                best = (window, clock)
+        assert det.peaks.get(rule.name) == best

@@ -134,7 +134,6 @@ def _stream(
     detector = Detector(rules)
     total = sum(t.size_bytes for t in tapes)
     progress = _progress(err, total)
-    peak = _PeakTracker(detector)
     with progress:
         task = progress.add_task("reading", total=total)
         done = 0
@@ -143,13 +142,12 @@ def _stream(
             for n, liq in enumerate(tape):
                 for found in detector.on_liquidation(liq):
                     emit(found)
-                peak.after()
                 if n % 65536 == 0:
                     progress.update(task, completed=done + tape.bytes_done)
             done += tape.size_bytes
             summary.add_tape(tape.stats)
     summary.late = dict(detector.late)
-    summary.peaks = peak.peaks
+    summary.peaks = detector.peaks
 
 
 def _progress(err: Console, total_bytes: int) -> Progress:
@@ -195,21 +193,6 @@ def _batch(
     for event in result.events:
         emit(event)
     return True
-
-
-class _PeakTracker:
-    """Each rule's largest window sum and when (a rolling sum peaks at an event's time)."""
-
-    def __init__(self, detector: Detector) -> None:
-        self._detector = detector
-        self.peaks: dict[str, tuple[int, int]] = {}
-
-    def after(self) -> None:
-        peaks = self.peaks
-        for status in self._detector.status():
-            best = peaks.get(status.rule)
-            if status.clock_ms is not None and (best is None or status.window_cents > best[0]):
-                peaks[status.rule] = (status.window_cents, status.clock_ms)
 
 
 def _print_table(out: Console, events: list[Anomaly | Calm]) -> None:

@@ -46,6 +46,11 @@ class Detector:
         """Late events (ts_ms <= clock - W, not counted) per rule."""
         return {r.name: r.late for r in self._rules}
 
+    @property
+    def peaks(self) -> dict[str, tuple[int, int]]:
+        """Per rule, the largest window sum seen after an event (cents) and the clock then."""
+        return {r.name: r.peak for r in self._rules if r.peak is not None}
+
     # -- input ---------------------------------------------------------------------------------
 
     def on_liquidation(self, liq: Liquidation) -> list[Anomaly | Calm]:

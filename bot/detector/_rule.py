@@ -80,6 +80,7 @@ class RuleState:
         "late",
         "level",
         "name",
+        "peak",
         "sides",
         "thresholds",
         "window",
@@ -98,6 +99,7 @@ class RuleState:
         self.level = 0
         self.last_anomaly_ms: int | None = None
         self.late = 0
+        self.peak: tuple[int, int] | None = None  # largest window sum (cents) and its clock
 
     def on_event(
         self,
@@ -122,8 +124,10 @@ class RuleState:
             self.late += 1
         else:
             self.window.add(ts_ms, cents, sym, venue, is_long)
-        self._calm(c, out)
         w = self.window
+        if self.peak is None or w.total_cents > self.peak[0]:
+            self.peak = (w.total_cents, c)
+        self._calm(c, out)
         if w.total_cents >= self.thresholds.of_level(self.level + 1):
             new = self.thresholds.level_for(w.total_cents, self.level + 1)
             out.append(self._anomaly(c, new, names))
