@@ -172,3 +172,24 @@ def test_liquidation_price_formula_and_portfolio_file(tmp_path: Path) -> None:
     bad.write_text("balance_usd: 10\npositions: [{symbol: ETHUSDT, size: -3}]\n")
     with pytest.raises(ConfigError, match=r"positions\[0\]\.size"):
         load_account(_config(portfolio_file=str(bad)))
+
+
+async def test_worst_drawdown_follows_equity_on_the_price_path() -> None:
+    broker, _ = _broker()  # 2 BTC long from 100,000
+    path = [104_000.0, 96_000.0, 101_000.0, 99_000.0]
+    for i, price in enumerate(path, start=2):
+        broker.on_price(PriceTick(i * 1_000, S, price))
+    size = 2.0
+    # Peak at 104k, trough at 96k: the drawdown is the fall between them, not the end PnL.
+    assert broker.max_drawdown_usd == pytest.approx(size * (104_000 - 96_000))
+    assert broker.pnl_usd() == pytest.approx(size * (99_000 - 100_000))
+    # A cut at 99k limits what a later fall can cost.
+    await broker.submit(_sell(1.5), "cut-0")
+    before = broker.max_drawdown_usd
+    broker.on_price(PriceTick(9_000, S, 90_000.0))
+    fall = broker.peak_equity_usd - broker.equity_usd()  # type: ignore[operator]
+    assert broker.max_drawdown_usd == pytest.approx(max(before, fall))
+    assert fall < size * (104_000 - 90_000)
+    restored = PaperBroker(broker.config, broker.clock)
+    restored.restore(broker.snapshot())
+    assert restored.max_drawdown_usd == broker.max_drawdown_usd

@@ -104,6 +104,9 @@ class PaperBroker:
         self.initial_equity_usd: float | None = None  # set once every position has a price
         self.fees_usd = 0.0
         self.stress_usd = 0.0
+        # Worst fall of equity from its running peak, on the price path: what protection is for.
+        self.peak_equity_usd: float | None = None
+        self.max_drawdown_usd = 0.0
         self.prices: dict[str, float] = {}
         self.positions: dict[tuple[str, str, str], _Pos] = {}
         for p in positions:
@@ -163,7 +166,16 @@ class PaperBroker:
                 pos.side == "short" and tick.price >= liq
             ):
                 out.append(self._liquidate(key, pos, liq))
+        self._track_drawdown()
         return out
+
+    def _track_drawdown(self) -> None:
+        if self.initial_equity_usd is None:
+            return
+        equity = self.equity_usd()
+        if self.peak_equity_usd is None or equity > self.peak_equity_usd:
+            self.peak_equity_usd = equity
+        self.max_drawdown_usd = max(self.max_drawdown_usd, self.peak_equity_usd - equity)
 
     # -- Broker interface -------------------------------------------------------------------
     async def portfolio(self) -> Portfolio:
@@ -373,6 +385,8 @@ class PaperBroker:
             "initial_equity_usd": self.initial_equity_usd,
             "fees_usd": self.fees_usd,
             "stress_usd": self.stress_usd,
+            "peak_equity_usd": self.peak_equity_usd,
+            "max_drawdown_usd": self.max_drawdown_usd,
             "prices": dict(self.prices),
             "positions": [to_payload(p) for p in self.positions.values()],
             "resting": {cid: to_payload(i) for cid, i in self.resting.items()},
@@ -384,6 +398,8 @@ class PaperBroker:
         self.initial_equity_usd = state.get("initial_equity_usd")
         self.fees_usd = float(state.get("fees_usd", 0.0))
         self.stress_usd = float(state.get("stress_usd", 0.0))
+        self.peak_equity_usd = state.get("peak_equity_usd")
+        self.max_drawdown_usd = float(state.get("max_drawdown_usd", 0.0))
         self.prices = {k: float(v) for k, v in state.get("prices", {}).items()}
         self.positions = {}
         for p in state.get("positions", []):

@@ -49,6 +49,8 @@ def summary_view(
     equity_usd: float | None,
     journal_url: str,
     session: str,
+    drawdown_usd: float | None = None,
+    baseline_drawdown_usd: float | None = None,
 ) -> RenderableType:
     parts: list[RenderableType] = [Text("Run summary", style="bold underline")]
     anomalies = Table(title="Anomalies by level", title_justify="left")
@@ -84,12 +86,18 @@ def summary_view(
         pnl = Table(title="Portfolio PnL", title_justify="left")
         pnl.add_column("portfolio")
         pnl.add_column("PnL", justify="right")
-        pnl.add_row("with the response", usd(pnl_usd))
+        pnl.add_column("worst drawdown", justify="right")
+        pnl.add_row("with the response", usd(pnl_usd), _maybe_usd(drawdown_usd))
         if baseline_pnl_usd is not None:
-            pnl.add_row("untouched", usd(baseline_pnl_usd))
+            pnl.add_row("untouched", usd(baseline_pnl_usd), _maybe_usd(baseline_drawdown_usd))
             diff = pnl_usd - baseline_pnl_usd
             style = "green" if diff >= 0 else "red"
-            pnl.add_row("difference", Text(usd(diff), style=style))
+            saved = (  # response minus untouched, like the PnL: negative = drawdown avoided
+                Text(usd(drawdown_usd - baseline_drawdown_usd))
+                if drawdown_usd is not None and baseline_drawdown_usd is not None
+                else Text("")
+            )
+            pnl.add_row("difference", Text(usd(diff), style=style), saved)
         parts.append(pnl)
         if equity_usd is not None:
             parts.append(Text(f"equity now {usd(equity_usd)}"))
@@ -97,3 +105,7 @@ def summary_view(
         Text(f"journal: {journal_url} (session {session}); see `liqguard journal`", style="dim")
     )
     return Group(*parts)
+
+
+def _maybe_usd(value: float | None) -> str:
+    return usd(value) if value is not None else ""
