@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-from bot.events import FeedStatus, Liquidation
+from bot.events import Liquidation
 from bot.journal import SqlJournal
 from bot.onchain.history import LogReader
 from bot.onchain.live import OnchainSource
@@ -14,49 +13,8 @@ from bot.onchain.rpc import http_web3
 from tests.chain.anvil import Anvil
 from tests.chain.fixtures import anvil, anvil_world, proxy  # noqa: F401
 from tests.chain.proxy import RpcProxy
+from tests.chain.tap import STEP_S, Tap, make_source
 from tests.chain.world import World
-
-STEP_S = 10.0  # generous bound for one awaited event; tests never assert on timing
-
-
-class Tap:
-    """Runs a source's events() in a task and queues what it yields."""
-
-    def __init__(self, source: OnchainSource) -> None:
-        self.source = source
-        self.queue: asyncio.Queue[Liquidation | FeedStatus] = asyncio.Queue()
-        self.task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        async for item in self.source.events():
-            await self.queue.put(item)
-
-    async def next_liquidation(self) -> Liquidation:
-        while True:
-            item = await asyncio.wait_for(self.queue.get(), STEP_S)
-            if isinstance(item, Liquidation):
-                return item
-
-    async def next_status(self, state: str) -> FeedStatus:
-        while True:
-            item = await asyncio.wait_for(self.queue.get(), STEP_S)
-            if isinstance(item, FeedStatus) and item.state == state:
-                return item
-
-    def drained(self) -> list[Liquidation | FeedStatus]:
-        items = []
-        while not self.queue.empty():
-            items.append(self.queue.get_nowait())
-        return items
-
-    async def stop(self) -> None:
-        await self.source.close()
-        await asyncio.wait_for(self.task, STEP_S)
-
-
-def make_source(world: World, http: str, ws: str | None, journal: Any, **cfg: Any) -> OnchainSource:
-    chain = world.chain_config(**cfg)
-    return OnchainSource("test", LogReader(http_web3(http), "test", chain), journal, ws)
 
 
 async def test_websocket_rings_and_events_count_at_confirmation_depth(

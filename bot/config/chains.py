@@ -1,8 +1,8 @@
 """On-chain liquidation sources (Aave v3, Compound v3), one entry per chain.
 
 Contents: Address (a checksummed contract address), AaveMarket, CometMarket, ChainConfig
-(RPC endpoints, markets, confirmations, eth_getLogs limits), ChainsConfig (the `chains:`
-section: chain name -> ChainConfig; empty = no on-chain source).
+(RPC endpoints, markets, confirmations, eth_getLogs limits, the head-age watchdog),
+ChainsConfig (the `chains:` section: chain name -> ChainConfig; empty = no on-chain source).
 
 The defaults of ChainConfig are Ethereum mainnet's (chain id 1); for another chain set
 `chain_id` and its markets, or the chain-id check at start refuses the mismatch. RPC URLs
@@ -66,6 +66,14 @@ _COMET_MAINNET = {
 }  # fmt: skip
 
 
+# Ethereum: 12 s slots, 5 missed in a row is an incident; L2s (OP, Base, Arbitrum, Polygon,
+# BSC, Avalanche, Gnosis): blocks every 0.25-5 s; unknown chains get more room.
+DEFAULT_MAX_HEAD_AGE_S: dict[int, float] = {
+    1: 60.0, 10: 30.0, 8453: 30.0, 42161: 30.0, 137: 30.0, 56: 30.0, 43114: 30.0, 100: 30.0,
+}  # fmt: skip
+FALLBACK_MAX_HEAD_AGE_S = 120.0
+
+
 class ChainConfig(BaseModel):
     """One chain: where to read it, which markets, and when an event counts."""
 
@@ -106,6 +114,11 @@ class ChainConfig(BaseModel):
     max_backoff_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=8, ge=0, description="rate-limit/transient retries per call")
     timeout_s: float = Field(default=30.0, gt=0, description="per JSON-RPC request")
+    max_head_age_s: float | None = Field(
+        default=None, gt=0, description="the feed is blind when the node's newest block is "
+        "older than this (stuck or lagging node); empty = per chain: 60 on Ethereum, 30 on "
+        "L2s with blocks of seconds, 120 elsewhere",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _some_market(self) -> ChainConfig:
@@ -115,6 +128,12 @@ class ChainConfig(BaseModel):
             if url is not None and "://" not in url:
                 raise ValueError("an RPC URL needs a scheme (https://, wss://, http://, ws://)")
         return self
+
+    def head_age_limit_s(self) -> float:
+        """`max_head_age_s`, or the default of the chain id (a few missed blocks' worth)."""
+        if self.max_head_age_s is not None:
+            return self.max_head_age_s
+        return DEFAULT_MAX_HEAD_AGE_S.get(self.chain_id, FALLBACK_MAX_HEAD_AGE_S)
 
 
 class ChainsConfig(RootModel[dict[str, ChainConfig]]):

@@ -7,6 +7,7 @@ Contents:
   Chainlink feed)
 - AaveLiquidationCall, CometAbsorbCollateral, CometAbsorbDebt: decoded logs (raw integers)
 - decode_log(log) -> one of them, or None for a log of another event
+- UndecodableLog: a log (or its position) that does not fit; log_ref / decode_log raise only it
 """
 
 from __future__ import annotations
@@ -141,24 +142,49 @@ def _int(value: Any) -> int:
 
 def log_ref(log: Any) -> LogRef:
     """The position of a raw log (web3 AttributeDict or plain JSON-RPC dict)."""
-    ts = log.get("blockTimestamp")
-    return LogRef(
-        contract=str(to_checksum_address(log["address"])),
-        block_number=_int(log["blockNumber"]),
-        block_hash=_hex(log["blockHash"]),
-        tx_hash=_hex(log["transactionHash"]),
-        log_index=_int(log["logIndex"]),
-        block_timestamp_s=_int(ts) if ts is not None else None,
-    )
+    try:
+        ts = log.get("blockTimestamp")
+        return LogRef(
+            contract=str(to_checksum_address(log["address"])),
+            block_number=_int(log["blockNumber"]),
+            block_hash=_hex(log["blockHash"]),
+            tx_hash=_hex(log["transactionHash"]),
+            log_index=_int(log["logIndex"]),
+            block_timestamp_s=_int(ts) if ts is not None else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a node's malformed log
+        raise UndecodableLog(f"log without a valid position: {type(exc).__name__}: {exc}") from exc
+
+
+def describe_raw(log: Any) -> dict[str, Any]:
+    """Whatever position fields a (possibly malformed) log has, as text, for the journal."""
+    get = getattr(log, "get", None)
+    if get is None:
+        return {"raw": repr(log)[:200]}
+    out: dict[str, Any] = {}
+    for field, name in _RAW_FIELDS:
+        value = get(name)
+        if value is not None:
+            out[field] = _hex(value) if isinstance(value, bytes | bytearray) else str(value)[:80]
+    return out
+
+
+_RAW_FIELDS = (
+    ("tx_hash", "transactionHash"), ("log_index", "logIndex"), ("block_number", "blockNumber"),
+    ("block_hash", "blockHash"), ("contract", "address"),
+)  # fmt: skip
 
 
 def decode_log(log: Any) -> DecodedLog | None:
     """Decode one raw log of the three events; None for any other topic0."""
-    topics = [_hex(t) for t in log["topics"]]
+    ref = log_ref(log)
+    try:
+        topics = [_hex(t) for t in log["topics"]]
+        data = _bytes(log["data"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UndecodableLog(f"log {ref.event_id}: malformed topics/data: {exc}") from exc
     if not topics:
         return None
-    data = _bytes(log["data"])
-    ref = log_ref(log)
     try:
         if topics[0] == LIQUIDATION_CALL_TOPIC:
             _check_topics(topics, 4)

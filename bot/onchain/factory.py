@@ -6,7 +6,6 @@ create_onchain_sources(settings, secrets, journal) -> list[LiveSource].
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from bot.config.chains import ChainConfig
@@ -15,7 +14,6 @@ from bot.config.settings import Settings
 from bot.events import Liquidation
 from bot.interfaces import Journal, LiveSource
 from bot.logs import register_secrets
-from bot.onchain.events import LogRef
 from bot.onchain.history import LogReader
 from bot.onchain.live import OnchainSource
 from bot.onchain.rpc import http_web3
@@ -61,18 +59,6 @@ def create_onchain_sources(
     for name, chain in settings.chains.items():
         http, ws = rpc_urls(name, chain, secrets)
         w3 = http_web3(http, chain.timeout_s)
-        reader = LogReader(w3, name, chain, on_unpriced=_journal_unpriced(journal, name))
+        reader = LogReader(w3, name, chain)  # the source journals rejected logs itself
         sources.append(OnchainSource(name, reader, journal, ws, on_unconfirmed=on_unconfirmed))
     return sources
-
-
-def _journal_unpriced(journal: Journal, chain_name: str) -> Callable[[LogRef, str], None]:
-    def record(ref: LogRef, reason: str) -> None:
-        journal.append(
-            "onchain_unpriced", int(time.time() * 1000),
-            {"chain": chain_name, "event_id": ref.event_id, "block_number": ref.block_number,
-             "block_hash": ref.block_hash, "contract": ref.contract, "reason": reason},
-            key=f"onchain-unpriced:{chain_name}:{ref.event_id}:{ref.block_hash}",
-        )  # fmt: skip
-
-    return record

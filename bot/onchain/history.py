@@ -3,8 +3,13 @@
 Contents:
 - ChunkSizer: the eth_getLogs range, halved on each refusal, regrown after a run of successes
 - ReaderStats: chunks, refusals, logs, unpriced
-- ChainMismatch; LogReader: chain checks (chain id, head, block hashes), log_chunks(from, to),
-  liquidations(from, to) (decoded and priced, in chain order), block_at(ts_s) for `--since`
+- ChainMismatch; RejectedLog (a log that cannot be read or valued: reason, position if any)
+- LogReader: chain checks (chain id, head, block hashes), log_chunks(from, to), price(raw)
+  (one log: Liquidation, None for another event, or RejectedLog), liquidations(from, to)
+  (decoded and priced, in chain order, rejected ones logged and counted), block_at(ts_s)
+
+A node down or throttling (RpcError.node_trouble) is never a rejection: it propagates, so the
+caller retries the range later instead of losing the event.
 
 Providers refuse wide ranges differently (a block cap, Infura's 10,000-result cap, free tiers
 allowing 5-10 blocks): every refusal halves the range of the same request, so the reader
@@ -14,7 +19,7 @@ walks any provider without knowing its limit; rate limits back off (bot.onchain.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +29,9 @@ from web3 import AsyncWeb3
 
 from bot.config.chains import ChainConfig
 from bot.events import Liquidation
-from bot.onchain.events import LogRef, UndecodableLog, decode_log, log_ref
+from bot.onchain.events import LogRef, UndecodableLog, decode_log
 from bot.onchain.pricing import Pricer, PricingError, log_filter_topics, watched_markets
-from bot.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call
+from bot.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call, scrub
 
 REGROW_AFTER = 8  # successes in a row before trying a range twice as wide again
 
@@ -57,11 +62,28 @@ class ReaderStats:
     chunks: int = 0
     refusals: int = 0
     logs: int = 0
-    unpriced: int = 0
+    unpriced: int = 0  # rejected: malformed or not valuable (RejectedLog)
 
 
 class ChainMismatch(RuntimeError):
     """The node serves another chain than the config says."""
+
+
+class RejectedLog(ValueError):
+    """A log left out: malformed, or it cannot be valued (a token or oracle that reverts)."""
+
+    def __init__(self, reason: str, ref: LogRef | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.ref = ref
+
+
+def _position(log: Any) -> tuple[int, int]:
+    """Sort key of a raw log; a malformed one sorts first (and is rejected when read)."""
+    try:
+        return int(log["blockNumber"]), int(log["logIndex"])
+    except (KeyError, TypeError, ValueError):
+        return -1, -1
 
 
 class LogReader:
@@ -72,7 +94,6 @@ class LogReader:
         w3: AsyncWeb3,
         chain_name: str,
         chain: ChainConfig,
-        on_unpriced: Callable[[LogRef, str], None] | None = None,
     ) -> None:
         self.w3 = w3
         self.chain_name = chain_name
@@ -84,7 +105,6 @@ class LogReader:
         self.pricer = Pricer(w3, self.markets, self.policy)
         self.sizer = ChunkSizer(chain.get_logs_chunk_blocks)
         self.stats = ReaderStats()
-        self._on_unpriced = on_unpriced
         self._timestamps: OrderedDict[str, int] = OrderedDict()  # block hash -> seconds
 
     async def close(self) -> None:
@@ -104,6 +124,9 @@ class LogReader:
 
     async def head(self) -> int:
         return int(await call(lambda: self.w3.eth.block_number, "eth_blockNumber", self.policy))
+
+    async def block_timestamp_at(self, number: int) -> int:
+        return int((await self._block(number))["timestamp"])
 
     async def _block(self, ident: int | str) -> Any:
         what = f"eth_getBlock({ident})"
@@ -153,7 +176,7 @@ class LogReader:
             self.sizer.succeeded()
             self.stats.chunks += 1
             self.stats.logs += len(logs)
-            logs.sort(key=lambda log: (int(log["blockNumber"]), int(log["logIndex"])))
+            logs.sort(key=_position)
             yield block, last, logs
             block = last + 1
 
@@ -166,26 +189,40 @@ class LogReader:
                     yield item
 
     async def liquidation(self, raw: Any) -> tuple[LogRef, Liquidation] | None:
-        """One raw log as a Liquidation (None, logged and counted, if it cannot be valued)."""
+        """One raw log as a Liquidation (None, logged and counted, if rejected)."""
+        try:
+            return await self.price(raw)
+        except RejectedLog as exc:
+            what = exc.ref.event_id if exc.ref is not None else "(no position)"
+            reason = scrub(exc.reason)
+            logger.error("{}: liquidation {} left out: {}", self.chain_name, what, reason)
+            return None
+
+    async def price(self, raw: Any) -> tuple[LogRef, Liquidation] | None:
+        """One raw log as a Liquidation; None for another event or contract.
+
+        Raises RejectedLog (counted) for a log that cannot be read or valued, RpcError only
+        for node trouble (retry later)."""
         try:
             decoded = decode_log(raw)
         except UndecodableLog as exc:
-            self._unpriced(log_ref(raw), str(exc))
-            return None
+            self.stats.unpriced += 1
+            raise RejectedLog(str(exc)) from exc
         if decoded is None or decoded.ref.contract not in self.markets:
             return None
         try:
             ts_ms = await self.block_timestamp_s(decoded.ref) * 1000
             return decoded.ref, await self.pricer.to_liquidation(decoded, ts_ms)
-        except (PricingError, RpcError) as exc:
-            self._unpriced(decoded.ref, str(exc))
-            return None
-
-    def _unpriced(self, ref: LogRef, reason: str) -> None:
+        except RpcError as exc:
+            if exc.node_trouble:
+                raise
+            reason = str(exc)
+        except PricingError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a contract answering nonsense must not stop the chain
+            reason = f"{type(exc).__name__}: {exc}"
         self.stats.unpriced += 1
-        logger.error("{}: liquidation {} left out: {}", self.chain_name, ref.event_id, reason)
-        if self._on_unpriced is not None:
-            self._on_unpriced(ref, reason)
+        raise RejectedLog(reason, decoded.ref)
 
     async def block_at(self, ts_s: int) -> int:
         """The first block with a timestamp >= ts_s (the head + 1 if none yet)."""

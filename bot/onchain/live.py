@@ -21,12 +21,19 @@ Design ("the websocket is the doorbell, eth_getLogs is the ledger"):
   last released block and hash, and the last event handed over inside an unfinished range),
   so a restart resumes after the last event delivered: none twice; at most the one event
   being handled when the process died is lost to the detector's window.
+- Failures never end the stream: a log that cannot be read or valued (malformed, a token or
+  oracle that reverts) is rejected, counted and journaled (`onchain_rejected`) and the range
+  goes on; a node down or throttling is `reconnecting` (the range is read again later); any
+  other failure of the loop (garbage answers, a bad key, a bug) is `blind` with its reason,
+  retried with backoff; a newest block older than `max_head_age_s` is `blind` too
+  (bot.onchain.health). Every reason is scrubbed of URLs (they embed API keys).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -39,9 +46,10 @@ from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
 
 from bot.events import FeedStatus, Liquidation
 from bot.interfaces import Journal
-from bot.onchain.events import LogRef, log_ref
-from bot.onchain.history import LogReader
-from bot.onchain.rpc import RpcError, describe
+from bot.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
+from bot.onchain.health import ChainHealth
+from bot.onchain.history import ChainMismatch, LogReader, RejectedLog
+from bot.onchain.rpc import RpcError, describe, scrub
 
 RECENT_RELEASED = 10_000  # released log keys kept to recognise late websocket copies
 LogKey = tuple[str, str]  # (event_id, block_hash)
@@ -93,7 +101,9 @@ class OnchainSource:
         self._recent: deque[LogKey] = deque(maxlen=RECENT_RELEASED)
         self._recent_set: set[LogKey] = set()
         self._closed = False
-        self._rpc_down = False
+        self._failures = 0  # loop failures in a row (backoff)
+        self.rejected = 0  # logs left out (malformed or not valuable), journaled
+        self.health = ChainHealth(self.name, self.chain.head_age_limit_s(), now_ms)
         self._ws_task: asyncio.Task[None] | None = None
         self.ws_connected = asyncio.Event()  # set while subscribed (tests and status)
 
@@ -110,22 +120,58 @@ class OnchainSource:
                             self._ws_task = asyncio.create_task(self._ws_loop(), name=self.name)
                     async for liq in self._release():
                         yield liq
-                    if self._rpc_down:
-                        self._rpc_down = False
-                        self._status("live", "eth_getLogs answering again")
+                    if self.health.seconds_to_stale() <= 0:  # a long catch-up: is it still?
+                        await self._observe_head()
+                    self._failures = 0
+                    self.health.problem("rpc", None)
+                    self.health.problem("loop", None)
+                except ChainMismatch:
+                    raise  # a config error: retrying cannot fix it
                 except RpcError as exc:
-                    if not self._rpc_down:
-                        self._rpc_down = True
-                        self._status("reconnecting", f"node not answering: {exc}")
+                    if exc.node_trouble:
+                        self.health.problem("rpc", scrub(f"node not answering: {exc}"))
+                    else:
+                        self._loop_failed(exc)
+                except Exception as exc:  # whatever it is, say it and keep watching the chain
+                    self._loop_failed(exc)
+                self._check_health()
                 while self._statuses:
                     yield self._statuses.popleft()
                 if self._closed:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._doorbell.wait(), self.chain.poll_interval_s)
+                    await asyncio.wait_for(self._doorbell.wait(), self._wait_s())
                 self._doorbell.clear()
         finally:
             await self._stop_ws()
+
+    def _loop_failed(self, exc: Exception) -> None:
+        self._failures += 1
+        detail = scrub(f"reading the chain failed: {type(exc).__name__}: {exc}")
+        logger.error("{}: {} (failure {} in a row)", self.name, detail, self._failures)
+        self.health.problem("loop", detail)
+
+    def _wait_s(self) -> float:
+        """Until the next read: the poll interval (backoff while failing), or the watchdog."""
+        chain = self.chain
+        wait_s = chain.poll_interval_s
+        if self._failures:
+            wait_s = min(chain.max_backoff_s, chain.backoff_s * 2 ** min(self._failures - 1, 8))
+        to_stale_s = self.health.seconds_to_stale()
+        if to_stale_s > 0:  # wake up when the head gets too old, to say so
+            wait_s = min(wait_s, to_stale_s + 0.01)
+        return max(0.01, wait_s)
+
+    def _check_health(self, wake: bool = False) -> None:
+        """Queue the status if the state changed; `wake` the loop to yield it (websocket task)."""
+        status = self.health.check()
+        if status is None:
+            return
+        log = logger.info if status.state == "live" else logger.warning
+        log("{}: {} ({})", self.name, status.state, status.detail)
+        self._statuses.append(status)
+        if wake:
+            self._doorbell.set()
 
     async def close(self) -> None:
         self._closed = True
@@ -153,10 +199,17 @@ class OnchainSource:
         self.cursor = cursor
         self.journal.put_state(self.state_name, cursor.to_state())
 
+    async def _observe_head(self) -> int:
+        """The node's head, told to the watchdog (with its timestamp when it is new)."""
+        head = await self.reader.head()
+        if self.health.head is None or head > self.health.head:
+            self.health.head_seen(head, await self.reader.block_timestamp_at(head))
+        return head
+
     async def _release(self) -> AsyncIterator[Liquidation]:
         """Hand over every log of (cursor, head - confirmations + 1], in chain order."""
         assert self.cursor is not None
-        safe = await self.reader.head() - self.chain.confirmations + 1
+        safe = await self._observe_head() - self.chain.confirmations + 1
         if safe <= self.cursor.block:
             return
         await self._check_cursor_block()
@@ -164,18 +217,46 @@ class OnchainSource:
         released: set[LogKey] = set()
         async for _first, last, logs in self.reader.log_chunks(self.cursor.block + 1, safe):
             for raw in logs:
-                ref = log_ref(raw)
+                try:
+                    ref = log_ref(raw)
+                except UndecodableLog as exc:
+                    self._reject(raw, None, str(exc))
+                    continue
                 released.add((ref.event_id, ref.block_hash))
                 through = self.cursor.handed_through
                 if through is not None and ref.position <= through:
                     continue  # handed over before a restart
-                item = await self.reader.liquidation(raw)
+                try:
+                    item = await self.reader.price(raw)
+                except RejectedLog as exc:
+                    self._reject(raw, ref, exc.reason)
+                    continue
                 if item is None:
                     continue
                 self._save(Cursor(self.cursor.block, self.cursor.hash, ref.position))
                 yield item[1]
             self._save(Cursor(last, safe_hash if last == safe else None))
         await self._reconcile(safe, released)
+
+    def _reject(self, raw: Any, ref: LogRef | None, reason: str) -> None:
+        """Count and journal a log left out; the range goes on."""
+        self.rejected += 1
+        reason = scrub(reason)
+        payload: dict[str, Any] = {"chain": self.chain_name}
+        if ref is not None:
+            payload.update(
+                tx_hash=ref.tx_hash, log_index=ref.log_index, event_id=ref.event_id,
+                block_number=ref.block_number, block_hash=ref.block_hash, contract=ref.contract,
+            )  # fmt: skip
+            what, where = ref.event_id, f"{ref.event_id}:{ref.block_hash}"
+        else:
+            payload.update(describe_raw(raw))
+            digest = hashlib.sha1(repr(sorted(payload.items())).encode(), usedforsecurity=False)
+            what, where = "without position", digest.hexdigest()[:16]  # keyed by what it says
+        payload["reason"] = reason
+        logger.error("{}: log {} rejected: {}", self.name, what, reason)
+        self.journal.append("onchain_rejected", self._now_ms(), payload,
+                            key=f"onchain-rejected:{self.chain_name}:{where}")  # fmt: skip
 
     async def _check_cursor_block(self) -> None:
         assert self.cursor is not None
@@ -242,8 +323,8 @@ class OnchainSource:
                                          handler=self._on_log, label="logs"),
                     ])  # fmt: skip
                     self.ws_connected.set()
-                    if failures:
-                        self._status("live", "websocket subscribed again")
+                    self.health.problem("ws", None)
+                    self._check_health(wake=True)
                     failures = 0
                     self._doorbell.set()  # catch up on what happened while down
                     await w3.subscription_manager.handle_subscriptions(run_forever=True)
@@ -253,12 +334,11 @@ class OnchainSource:
             except Exception as exc:
                 self.ws_connected.clear()
                 failures += 1
-                if failures == 1:
-                    self._status(
-                        "reconnecting",
-                        f"websocket down ({describe(exc)}); eth_getLogs every "
-                        f"{self.chain.poll_interval_s:g}s meanwhile",
-                    )
+                self.health.problem("ws", scrub(
+                    f"websocket down ({describe(exc)}); eth_getLogs every "
+                    f"{self.chain.poll_interval_s:g}s meanwhile"
+                ))  # fmt: skip
+                self._check_health(wake=True)
             delay_s = min(self.chain.max_backoff_s, self.chain.backoff_s * 2 ** min(failures, 8))
             await asyncio.sleep(delay_s)
 
@@ -267,7 +347,11 @@ class OnchainSource:
 
     async def _on_log(self, ctx: Any) -> None:
         raw = ctx.result
-        ref = log_ref(raw)
+        try:
+            ref = log_ref(raw)
+        except UndecodableLog as exc:  # eth_getLogs rejects it (journaled) when confirmed
+            logger.warning("{}: websocket log ignored: {}", self.name, scrub(str(exc)))
+            return
         key = (ref.event_id, ref.block_hash)
         if raw.get("removed"):  # geth announces reorged logs; anvil does not
             entry = self._pending.pop(key, None)
@@ -278,8 +362,12 @@ class OnchainSource:
             return  # already released through eth_getLogs
         liq = None
         if self.chain.alert_unconfirmed:
-            item = await self.reader.liquidation(raw)
-            liq = item[1] if item is not None else None
+            try:
+                item = await self.reader.price(raw)
+                liq = item[1] if item is not None else None
+            except (RejectedLog, RpcError) as exc:  # judged again at confirmation depth
+                logger.warning("{}: unconfirmed log {} not alerted: {}", self.name,
+                               ref.event_id, scrub(str(exc)))  # fmt: skip
         self._pending[key] = (ref, liq)
         if liq is not None:
             self.journal.append(
@@ -299,10 +387,3 @@ class OnchainSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.ws_connected.clear()
-
-    def _status(self, state: str, detail: str) -> None:
-        logger.info("{}: {} ({})", self.name, state, detail)
-        self._statuses.append(
-            FeedStatus(ts_ms=self._now_ms(), venue=self.name, state=state, detail=detail)  # type: ignore[arg-type]
-        )
-        self._doorbell.set()

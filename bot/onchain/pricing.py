@@ -115,12 +115,15 @@ class Pricer:
     async def _symbol(self, address: str) -> str:
         try:
             return str(await self._call(address, ev.ERC20_ABI, "symbol")).strip() or address[:10]
-        except RpcError:
-            pass  # early tokens (MKR, SAI) return bytes32
-        try:
+        except RpcError as exc:
+            if exc.node_trouble:  # not the token's fault: never cache a fallback for it
+                raise
+        try:  # early tokens (MKR, SAI) return bytes32
             raw: bytes = await self._call(address, ev.ERC20_BYTES32_SYMBOL_ABI, "symbol")
             return raw.rstrip(b"\0").decode("utf-8", "replace").strip() or address[:10]
-        except RpcError:
+        except RpcError as exc:
+            if exc.node_trouble:
+                raise
             logger.warning("token {} has no readable symbol: using its address", address)
             return address[:10]
 
@@ -162,6 +165,8 @@ class Pricer:
         try:
             symbol, quantity, usd = await self._value(decoded, market)
         except RpcError as exc:
+            if exc.node_trouble:
+                raise  # not this log's fault: the caller retries later
             raise PricingError(f"log {ref.event_id}: {exc}") from exc
         price = usd / quantity if quantity > 0 else None
         return Liquidation(

@@ -1,12 +1,15 @@
 """JSON-RPC errors mapped once, and the one retry loop of the on-chain code.
 
 Contents:
-- RpcError (give up), RangeRefused (eth_getLogs range too wide / too many results: halve it)
+- RpcError (give up; `.kind` says why), RangeRefused (eth_getLogs range too wide / too many
+  results: halve it); RpcError.node_trouble: the node is down or throttling (retry later),
+  not answering nonsense or a revert (which retrying won't fix)
 - classify(exc): "rate" | "refused" | "transient" | "fatal" (providers' wording differs, so
   JSON-RPC errors are read by code first, then by message; nothing else reads messages)
 - RetryPolicy, call(): retry rate limits (429, -32005, "rate limit") and transient failures
   with exponential backoff; raise RangeRefused at once; raise RpcError otherwise
 - http_web3(url): an AsyncWeb3 over HTTP without web3's own retries (ours are the only ones)
+- scrub(text): registered secrets and any URL removed, for text that leaves the process
 
 RPC URLs often carry an API key: no message here ever includes one.
 """
@@ -22,7 +25,9 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 from loguru import logger
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from bot.logs import redact
 
 T = TypeVar("T")
 ErrorClass = Literal["rate", "refused", "transient", "fatal"]
@@ -45,9 +50,29 @@ _TRANSIENT = re.compile(r"header not found|unknown block|timeout|temporarily|try
 class RpcError(RuntimeError):
     """An RPC call failed for good (after the retries, or a refusal that retrying won't fix)."""
 
+    def __init__(self, message: str, kind: ErrorClass = "fatal") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def node_trouble(self) -> bool:
+        """Down, throttling or refusing ranges: the same call may work later."""
+        return self.kind != "fatal"
+
 
 class RangeRefused(RpcError):
     """The node refused an eth_getLogs range (too many blocks or results): ask for less."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "refused")
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """Text without registered secrets and without any URL (RPC URLs embed API keys)."""
+    return _URL.sub("<url>", redact(text))
 
 
 def _rpc_error(exc: Web3RPCError) -> tuple[int | None, str]:
@@ -89,7 +114,9 @@ def describe(exc: BaseException) -> str:
         return f"HTTP {exc.status}"
     if isinstance(exc, Web3RPCError):
         code, message = _rpc_error(exc)
-        return f"JSON-RPC error {code}: {message[:200]}"
+        return scrub(f"JSON-RPC error {code}: {message[:200]}")
+    if isinstance(exc, ContractLogicError):  # a revert: its reason says which call and why
+        return scrub(f"reverted: {str(exc)[:200]}")
     return type(exc).__name__
 
 
@@ -118,7 +145,7 @@ async def call(
             if kind == "refused":
                 raise RangeRefused(f"{what}: refused by the node ({describe(exc)})") from exc
             if kind == "fatal" or attempt >= policy.max_retries:
-                raise RpcError(f"{what}: {describe(exc)}") from exc
+                raise RpcError(f"{what}: {describe(exc)}", kind) from exc
             wait_s = min(policy.max_backoff_s, policy.backoff_s * 2**attempt)
             attempt += 1
             logger.warning(

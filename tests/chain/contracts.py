@@ -3,7 +3,8 @@
 They emit the exact event signatures of the real protocols (Aave v3 Pool `LiquidationCall`,
 Compound v3 Comet `AbsorbCollateral` / `AbsorbDebt`) and answer the calls liqguard makes
 (AaveOracle `getAssetPrice` / `BASE_CURRENCY_UNIT`, PoolAddressesProvider `getPriceOracle`,
-ERC-20 `symbol` / `decimals`, Chainlink `latestRoundData` / `decimals`).
+ERC-20 `symbol` / `decimals`, Chainlink `latestRoundData` / `decimals`). The oracle reverts
+for an asset without a price, and BrokenERC20 reverts on every call: unpriceable logs.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def setAssetPrice(asset: address, price: uint256):
 @view
 @external
 def getAssetPrice(asset: address) -> uint256:
+    assert self.prices[asset] != 0, "no price source"  # Aave's fallback oracle reverts too
     return self.prices[asset]
 """
 
@@ -91,6 +93,20 @@ decimals: public(uint8)
 def __init__(symbol: bytes32, decimals: uint8):
     self.symbol = symbol
     self.decimals = decimals
+"""
+
+# A token whose every call reverts (a broken or self-destructed token).
+BROKEN_ERC20 = """
+# pragma version ~=0.4.3
+@view
+@external
+def decimals() -> uint8:
+    raise "broken token"
+
+@view
+@external
+def symbol() -> String[32]:
+    raise "broken token"
 """
 
 COMET = """
@@ -149,6 +165,7 @@ SOURCES = {
     "AaveOracle": AAVE_ORACLE,
     "ERC20": ERC20,
     "ERC20Bytes32": ERC20_BYTES32,
+    "BrokenERC20": BROKEN_ERC20,
     "Comet": COMET,
     "ChainlinkFeed": CHAINLINK_FEED,
 }

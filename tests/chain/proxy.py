@@ -4,12 +4,16 @@
 - `rate_limit_next` requests answered HTTP 429 (and `rpc_rate_limit_next` with JSON-RPC -32005)
 - the websocket (`/`, upgraded) is relayed to anvil; `drop_websockets()` cuts every
   connection and `ws_down = True` refuses new ones, as a provider restarting would
+- `get_logs_garbage_next` eth_getLogs answered with a body that is not JSON; `mangle_logs`
+  rewrites the logs of eth_getLogs answers (malformed logs)
+- any path is served (`key_path`: an API key in the URL, as providers do)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,9 @@ class RpcProxy:
     rpc_rate_limit_next: int = 0
     ws_down: bool = False
     refuse_http_status: int = 200  # some providers send the refusal as HTTP 400
+    get_logs_garbage_next: int = 0
+    mangle_logs: Callable[[list[Any]], list[Any]] | None = None
+    key_path: str = ""  # e.g. "/v3/<api key>"
     port: int = 0
     get_logs_ok: list[tuple[int, int]] = field(default_factory=list)
     get_logs_refused: list[tuple[int, int]] = field(default_factory=list)
@@ -44,16 +51,16 @@ class RpcProxy:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.key_path}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.port}{self.key_path}"
 
     async def start(self) -> RpcProxy:
         self._session = aiohttp.ClientSession()
         app = web.Application()
-        app.router.add_route("*", "/", self._handle)
+        app.router.add_route("*", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         self.port = free_port()
@@ -90,10 +97,18 @@ class RpcProxy:
                 self.get_logs_refused.append((first, last))
                 code, message = REFUSALS[len(self.get_logs_refused) % len(REFUSALS)]
                 return _error(body, code, message, self.refuse_http_status)
+            if self.get_logs_garbage_next > 0:
+                self.get_logs_garbage_next -= 1
+                return web.Response(text="<html>502 Bad Gateway", content_type="application/json")
             self.get_logs_ok.append((first, last))
         assert self._session is not None
         async with self._session.post(self.upstream_http, json=body) as upstream:
-            return web.Response(body=await upstream.read(), content_type="application/json")
+            answer = await upstream.read()
+        if body.get("method") == "eth_getLogs" and self.mangle_logs is not None:
+            decoded = json.loads(answer)
+            decoded["result"] = self.mangle_logs(decoded["result"])
+            answer = json.dumps(decoded).encode()
+        return web.Response(body=answer, content_type="application/json")
 
     async def _relay_ws(self, request: web.Request) -> web.StreamResponse:
         if self.ws_down:
