@@ -13,11 +13,11 @@ from bot.brokers.ccxt_broker import CcxtBroker
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import OrderIntent, OrderResult
 from bot.live.client_ids import venue_client_id
-from bot.live.exchange import ErrorKind, classify_error, make_exchange
+from bot.live.exchange import ErrorKind, classify_error, describe_error, make_exchange
 from bot.secrets import Secrets
 from tests.localexchange import local_secrets, serve
 from tests.localexchange.binance import LocalBinance
-from tests.localexchange.deribit import PUT_SYMBOL, LocalDeribit, option_market
+from tests.localexchange.deribit import PUT_ID, PUT_SYMBOL, LocalDeribit, option_market
 
 
 def secrets(key: str = "test-key", secret: str = "test-secret") -> Secrets:
@@ -26,15 +26,22 @@ def secrets(key: str = "test-key", secret: str = "test-secret") -> Secrets:
 
 @asynccontextmanager
 async def local_broker(
-    server: LocalBinance, *, sec: Secrets | None = None, timeout_s: float = 10.0, **kw: Any
+    server: LocalBinance,
+    *,
+    sec: Secrets | None = None,
+    timeout_s: float = 10.0,
+    recv_window_ms: int = 500,
+    **kw: Any,
 ) -> AsyncIterator[CcxtBroker]:
     async with serve(server.app) as port:
         cfg = VenueConfig(
             endpoints=EndpointsConfig(rest=f"http://127.0.0.1:{port}", allow_insecure=True),
             request_timeout_s=timeout_s,
+            recv_window_ms=recv_window_ms,
         )
         exchange = make_exchange("binance", cfg, sec or secrets())
         exchange.enableRateLimit = False  # ccxt's client-side weights are not under test here
+        kw.setdefault("accept_window_s", recv_window_ms / 1000 + 0.1)
         broker = CcxtBroker("binance", exchange, **kw)
         try:
             yield broker
@@ -107,7 +114,9 @@ async def test_create_not_accepted_is_retried_once_absent() -> None:
     assert result.status == "filled"
     assert len(server.orders_with_client_id("lgretry-0")) == 1
     lookups = [r for r in server.log.requests if r[1] == "GET" and r[2] == "/fapi/v1/order"]
-    assert len(lookups) == 1 and lookups[0][3]["origClientOrderId"] == "lgretry-0"
+    # looked up at once, and again once the lost request's recvWindow had passed
+    assert len(lookups) == 2 and lookups[0][3]["origClientOrderId"] == "lgretry-0"
+    assert server.order_requests()[0][3]["recvWindow"] == "500"
 
 
 async def test_stop_timeout_is_looked_up_as_a_trigger_order() -> None:
@@ -274,3 +283,72 @@ async def test_put_timed_out_after_acceptance_is_found_by_label() -> None:
     assert len(deribit.orders) == 1  # not bought twice
     assert [path for path, _ in deribit.requests].count("/api/v2/private/buy") == 1
     assert result.status == "open"
+
+
+async def test_ioc_cap_uses_a_fresh_mark_and_an_unfilled_ioc_is_a_failure() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 1.0)
+    async with local_broker(server, slippage_cap_bps=10.0, price_max_age_s=60.0) as broker:
+        await broker.refresh()  # notes the mark it read: 95,000
+        server.marks["BTCUSDT"] = 90_000.0  # the price falls
+        stale = await broker.submit(intent(amount=0.1), "lgioc-0")  # capped at 95,000 - 10 bp
+        broker.price_max_age_s = 0.0  # marks older than that are read again
+        fresh = await broker.submit(intent(amount=0.1), "lgioc-1")
+    assert stale.status == "failed" and stale.fills == () and "0 of 0.1" in stale.error
+    assert float(server.orders[0]["price"]) == pytest.approx(95_000 * (1 - 0.001), abs=0.1)
+    assert server.orders[0]["timeInForce"] == "IOC" and server.orders[0]["status"] == "EXPIRED"
+    assert fresh.status == "filled" and fresh.fills[0].amount == pytest.approx(0.1)
+    assert float(server.orders[1]["price"]) == pytest.approx(90_000 * (1 - 0.001), abs=0.1)
+
+
+async def test_intents_for_another_venue_are_refused_with_the_reason() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5)
+    async with local_broker(server) as broker:
+        bybit = await broker.submit(intent(venue="bybit", reduce_only=False), "lgv-0")
+        alias = await broker.submit(intent(venue="binance", amount=0.1), "lgv-1")
+    assert bybit.status == "rejected" and "'bybit'" in bybit.error and "binance-usdm" in bybit.error
+    assert alias.status == "filled"  # binance and binance-usdm are one venue
+    assert [r[3]["newClientOrderId"] for r in server.order_requests()] == ["lgv-1"]
+
+
+async def test_error_text_carries_no_signed_query_string() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = VenueConfig(
+        endpoints=EndpointsConfig(rest=f"http://user:pw@127.0.0.1:{port}", allow_insecure=True),
+        request_timeout_s=1.0,
+    )
+    ex = make_exchange("binance", cfg, secrets(), [])
+    try:
+        with pytest.raises(Exception) as caught:
+            await ex.fapiPrivateGetOrder({"symbol": "BTCUSDT", "origClientOrderId": "lg1-0"})
+    finally:
+        await ex.close()
+    raw = str(caught.value)
+    text = describe_error(caught.value)
+    assert "signature=" in raw  # ccxt's own message carries the signed URL
+    assert "signature=" not in text and "timestamp=" not in text and "pw@" not in text
+    assert f"127.0.0.1:{port}/fapi/v1/order" in text
+
+
+async def test_puts_held_and_resting_on_the_options_venue_are_in_the_portfolio() -> None:
+    binance, deribit = LocalBinance(), LocalDeribit()
+    deribit.positions[PUT_ID] = 2.0
+    async with with_puts(binance, deribit) as broker:
+        await broker.submit(put(), "lgput-2")
+        book = await broker.refresh()
+        sold = await broker.submit(
+            put(side="sell", kind="market", price=None, amount=1.0, reduce_only=True), "lgput-3"
+        )
+        canceled = await broker.submit(put(kind="cancel", cancel_client_id="lgput-2"), "lgput-4")
+    held = [(p.venue, p.symbol, p.side, p.size, p.instrument) for p in book.positions]
+    assert held == [("deribit", PUT_SYMBOL, "long", 2.0, "option")]
+    resting = [(o.venue, o.symbol, o.client_id, o.amount) for o in book.open_orders]
+    assert resting == [("deribit", PUT_SYMBOL, "lgput-2", 0.5)]
+    assert sold.status == "open" and deribit.orders[1]["direction"] == "sell"
+    assert deribit.orders[1]["reduce_only"] is True and deribit.orders[1]["amount"] == 1.0
+    assert canceled.status == "canceled" and deribit.orders[0]["order_state"] == "cancelled"

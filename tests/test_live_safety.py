@@ -31,18 +31,29 @@ def keys(key: str = "test-key", secret: str = "test-secret") -> Secrets:
     return local_secrets(key, secret)
 
 
+# the default policy hedges on bybit; live trades one account: hedge where it trades
+LIVE_POLICY = {
+    "levels": {
+        1: [{"strategy": "stop_loss"}],
+        2: [{"strategy": "hedge", "params": {"hedge_ratio": 0.5, "venue": "binance-usdm"}}],
+    },
+    "calm": [{"strategy": "unhedge"}],
+}
+
+
 def live_settings(port: int, **exchanges: Any) -> Settings:
     endpoint = {"rest": f"http://127.0.0.1:{port}", "allow_insecure": True}
     return load_settings(
         overrides={
             "mode": "live",
+            "policy": LIVE_POLICY,
             "exchanges": {"venues": {"binance": {"endpoints": endpoint}}, **exchanges},
         }
     )
 
 
 def test_live_needs_flag_config_and_keys() -> None:
-    live = load_settings(overrides={"mode": "live"})
+    live = load_settings(overrides={"mode": "live", "policy": LIVE_POLICY})
     with pytest.raises(LiveRefused, match="--live flag"):
         check_live_request(live, keys(), live_flag=False)
     with pytest.raises(LiveRefused, match="mode: live"):
@@ -50,6 +61,19 @@ def test_live_needs_flag_config_and_keys() -> None:
     with pytest.raises(LiveRefused, match="LIQGUARD_BINANCE_API_KEY"):
         check_live_request(live, Secrets(_env_file=None), live_flag=True)  # type: ignore[call-arg]
     check_live_request(live, keys(), live_flag=True)
+
+
+def test_live_refuses_a_policy_that_trades_elsewhere() -> None:
+    default = load_settings(overrides={"mode": "live"})  # hedge: venue bybit
+    with pytest.raises(LiveRefused) as refused:
+        check_live_request(default, keys(), live_flag=True)
+    text = str(refused.value)
+    assert "policy.levels.2 hedge: venue 'bybit' is not traded live" in text
+    assert "set params.venue: binance-usdm" in text
+    puts = {"levels": {2: [{"strategy": "hedge", "params": {"mode": "puts"}}]}, "calm": []}
+    no_options = load_settings(overrides={"mode": "live", "policy": puts})
+    with pytest.raises(LiveRefused, match=r"set exchanges\.options_venue: deribit"):
+        check_live_request(no_options, keys(), live_flag=True)
 
 
 async def test_gate_refuses_keys_that_can_withdraw() -> None:
@@ -88,14 +112,22 @@ async def test_gate_prints_what_it_trades_with() -> None:
 async def test_gate_allows_withdrawal_keys_only_when_told() -> None:
     server = LocalBinance()
     server.withdrawals_enabled = True
+    printed: list[str] = []
     async with serve(server.app) as port:
         settings = live_settings(port, allow_withdrawal_keys=True)
         broker = create_ccxt_broker(settings, keys())
         broker.exchange.enableRateLimit = False  # client-side weights are not under test
         try:
-            await live_gate(settings, broker, live_flag=True, echo=lambda _t: None)
+            await live_gate(settings, broker, live_flag=True, echo=printed.append)
         finally:
             await broker.close()
+    checks = [r for r in server.log.requests if r[2] == "/sapi/v1/account/apiRestrictions"]
+    assert len(checks) == 1  # the venue was asked, and said yes
+    assert printed[0] == (
+        "WARNING: binance: these API keys can WITHDRAW funds; allowed by "
+        "exchanges.allow_withdrawal_keys: true"
+    )
+    assert "LIVE TRADING - REAL MONEY" in printed[-1]  # and the gate went through
 
 
 async def test_gate_refuses_keys_the_venue_rejects() -> None:
@@ -139,9 +171,11 @@ async def test_start_live_reconciles_the_journal(tmp_path: Path) -> None:
     server.set_position("BTCUSDT", 0.5)
     journal = SqlJournal(default_journal_url(str(tmp_path / "j.sqlite")))
     sell = OrderIntent("binance-usdm", "BTCUSDT", "sell", "market", 0.1, reduce_only=True)
-    for cid in ("lgj-0", "lgj-1", "lgj-2"):  # as the executor journals a send
+    for cid in ("lgj-0", "lgj-1", "lgj-2", "lgj-3"):  # as the executor journals a send
         journal.append("order_sent", 1, to_payload(sell, client_id=cid), key=f"order:{cid}")
     journal.append("order_result", 2, {"client_id": "lgj-2"}, key="result:lgj-2")
+    unknown = {"client_id": "lgj-3", "status": "failed", "error": "outcome unknown: timeout"}
+    journal.append("order_result", 2, unknown, key="result:lgj-3")  # looked up again
     printed: list[str] = []
     async with serve(server.app) as port:
         settings = live_settings(port)
@@ -156,9 +190,10 @@ async def test_start_live_reconciles_the_journal(tmp_path: Path) -> None:
     assert unsettled_orders(SqlJournal(default_journal_url(str(tmp_path / "j.sqlite")))) == [
         ("lgj-0", sell),
         ("lgj-1", sell),
+        ("lgj-3", sell),
     ]
-    assert set(rec.found) == {"lgj-0"} and rec.missing == ["lgj-1"]
-    assert "2 order(s) without outcome" in printed[-1] and "1 found" in printed[-1]
+    assert set(rec.found) == {"lgj-0"} and rec.missing == ["lgj-1", "lgj-3"]
+    assert "3 order(s) without outcome" in printed[-1] and "1 found" in printed[-1]
     assert len(server.orders) == 1  # reconciling never sends
 
 

@@ -1,6 +1,7 @@
 """Exchanges: liquidation streams and the live broker through ccxt (see README "Going live").
 
-Contents: VenueName, EndpointsConfig, VenueConfig (one per venue), ExchangesConfig (the
+Contents: VenueName, venue_label / config_venue (the one mapping between config names and
+the names events carry), EndpointsConfig, VenueConfig (one per venue), ExchangesConfig (the
 section: venues, which one trades, which one buys puts, raw recording).
 """
 
@@ -19,6 +20,26 @@ CCXT_IDS: dict[str, str] = {
     "okx": "okx",
     "deribit": "deribit",
 }
+
+# the venue names events carry (bot.sources.venues, the paper account) for each config venue
+VENUE_LABELS: dict[str, str] = {
+    "binance": "binance-usdm",
+    "bybit": "bybit",
+    "okx": "okx",
+    "deribit": "deribit",
+}
+_ALIASES: dict[str, str] = {"binance-usdm": "binance", "binanceusdm": "binance"}
+
+
+def venue_label(name: str) -> str:
+    """Config venue (`binance`) -> the name events carry (`binance-usdm`); others unchanged."""
+    return VENUE_LABELS.get(config_venue(name), name)
+
+
+def config_venue(name: str) -> str:
+    """Any spelling of a venue (`binance`, `binance-usdm`, `binanceusdm`) -> its config name."""
+    low = name.strip().lower()
+    return _ALIASES.get(low, low)
 
 
 class EndpointsConfig(BaseModel):
@@ -73,6 +94,14 @@ class VenueConfig(BaseModel):
     endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
     markets_refresh_s: float = Field(default=86_400.0, gt=0, description="reload markets")
     request_timeout_s: float = Field(default=10.0, gt=0, description="one REST call, at most")
+    recv_window_ms: int = Field(
+        default=5_000,
+        gt=0,
+        le=60_000,
+        description="a signed request is refused by the venue this long after it was signed "
+        "(Binance, Bybit); after a timed-out create the broker waits this out before "
+        "concluding the order never arrived",
+    )
     price_symbols: tuple[str, ...] = Field(
         default=(),
         description="Binance only: mark prices streamed as PriceTicks (paper fills on live data)",

@@ -11,6 +11,7 @@ Contents:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -51,10 +52,20 @@ def is_transient(exc: BaseException) -> bool:
     return classify_error(exc) is ErrorKind.RETRYABLE
 
 
+# scheme://[userinfo@]host[:port][/path][?query][#fragment]: userinfo, query and fragment go
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/@?#]*@)?(?P<rest>[^\s?#]*)[^\s]*")
+
+
+def strip_urls(text: str) -> str:
+    """Every URL in `text` without userinfo, query string or fragment (signatures, keys)."""
+    return _URL.sub(lambda m: m.group("scheme") + m.group("rest"), text)
+
+
 def describe_error(exc: BaseException) -> str:
-    """A short, key-free description for journals and notifications."""
+    """A short, key-free description for journals and notifications: ccxt puts the signed
+    URL (query string with `signature=`, a proxy's user:password@) in its messages."""
     kind = type(exc).__name__
-    text = str(exc).replace("\n", " ")
+    text = strip_urls(str(exc).replace("\n", " "))
     return f"{kind}: {text[:300]}"
 
 
@@ -170,6 +181,8 @@ def make_exchange(
             "fetchCurrencies": False,  # sapi on Binance; not needed for derivatives
             "maxRetriesOnFailure": 0,
             "warnOnFetchOpenOrdersWithoutSymbol": False,  # the broker reads all symbols at once
+            # a signed request the venue refuses after this: bounds when a lost create can land
+            "recvWindow": int(cfg.recv_window_ms),
         },
         **credentials(venue, secrets),
     }

@@ -3,7 +3,8 @@
 - create_live_sources(settings, secrets, names) -> [LiveStreams] (one merged LiveSource)
 - create_ccxt_broker(settings, secrets) -> CcxtBroker (one ccxt instance per account)
 - start_live(settings, broker, journal): the --live gate, then the orders the journal sent
-  without an outcome looked up at the venue (a restart reconciles before trading)
+  without an outcome (or with "outcome unknown") looked up at the venue (a restart
+  reconciles before trading)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
 from bot.config.settings import Settings
+from bot.config.venues import config_venue
 from bot.events import OrderIntent
 from bot.interfaces import LiveSource
 from bot.live.exchange import credentials, make_exchange
@@ -23,7 +25,6 @@ from bot.live.streams import LiveStreams, VenueStream
 from bot.secrets import Secrets
 
 STREAM_VENUES = ("binance", "bybit", "okx")
-_ALIASES = {"binance-usdm": "binance", "binanceusdm": "binance"}
 _KEY_VARS = {
     "binance": "LIQGUARD_BINANCE_API_KEY and LIQGUARD_BINANCE_API_SECRET",
     "bybit": "LIQGUARD_BYBIT_API_KEY and LIQGUARD_BYBIT_API_SECRET",
@@ -48,7 +49,7 @@ def venue_names(names: Sequence[str] | str | None, settings: Settings) -> list[s
         ]
     out = []
     for raw in names:
-        name = _ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        name = config_venue(raw)
         if name not in STREAM_VENUES:
             known = ", ".join(STREAM_VENUES)
             raise LiveSetupError(f"unknown live source {raw!r}; known: {known}")
@@ -123,6 +124,9 @@ def create_ccxt_broker(
             if not credentials(ov, secrets):
                 raise LiveSetupError(f"puts on {ov} need keys: set {_KEY_VARS[ov]}")
             options_exchange = make_exchange(ov, ex_cfg.venue(ov), secrets, (markets or {}).get(ov))
+    windows_ms = [cfg.recv_window_ms]
+    if ex_cfg.options_venue is not None:
+        windows_ms.append(ex_cfg.venue(ex_cfg.options_venue).recv_window_ms)
     return CcxtBroker(
         venue,
         exchange,
@@ -131,17 +135,22 @@ def create_ccxt_broker(
         refresh_s=ex_cfg.portfolio_refresh_s,
         slippage_cap_bps=ex_cfg.slippage_cap_bps,
         watch_symbols=cfg.symbols,
+        # a lost create may land until its recvWindow ends (+1 s for the clocks' skew)
+        accept_window_s=max(windows_ms) / 1000 + 1.0,
     )
 
 
 def unsettled_orders(journal: Any) -> list[tuple[str, OrderIntent]]:
-    """(client id, intent) of every order journaled as sent without a final result."""
+    """(client id, intent) of every order journaled as sent without a final result, or whose
+    result says "outcome unknown" (the broker could not tell whether it landed)."""
     out = []
     fields = OrderIntent.__dataclass_fields__
     for key in sorted(journal.keys_with_prefix("order:")):
         cid = key.removeprefix("order:")
         if journal.has(f"result:{cid}"):
-            continue
+            result = (journal.find_key(f"result:{cid}") or {}).get("payload") or {}
+            if not str(result.get("error", "")).startswith("outcome unknown"):
+                continue
         entry = journal.find_key(key) or {}
         payload = entry.get("payload") or {}
         try:
@@ -165,6 +174,7 @@ async def start_live(
         {
             "found": {cid: r.status for cid, r in rec.found.items()},
             "missing": rec.missing,
+            "unknown": rec.unknown,
             "positions": len(rec.positions),
             "open_orders": [o.client_id for o in rec.open_orders],
         },
@@ -174,4 +184,6 @@ async def start_live(
         f"{len(rec.found)} found at the venue, {len(rec.missing)} never arrived; "
         f"{len(rec.positions)} position(s), {len(rec.open_orders)} open order(s)"
     )
+    for cid, why in rec.unknown.items():
+        echo(f"WARNING: order {cid}: could not look it up ({why}); check the venue")
     return rec

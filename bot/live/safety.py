@@ -1,7 +1,9 @@
 """The `--live` gate: nothing trades real money unless every condition below holds.
 
 1. `mode: live` in liqguard.yaml AND the `--live` flag (the explicit confirmation)
-2. keys for the trading venue (and the options venue, if puts are configured)
+2. keys for the trading venue (and the options venue, if puts are configured), and every
+   venue the policy names is one the live broker trades (a hedge set for `bybit` while the
+   broker trades Binance would otherwise be refused at the first anomaly)
 3. the keys cannot withdraw, where the venue tells (Binance `GET /sapi/v1/account/
    apiRestrictions` enableWithdrawals; OKX `account/config` perm; Bybit `user/query-api`),
    unless `exchanges.allow_withdrawal_keys: true`
@@ -15,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.brokers.ccxt_broker import CcxtBroker
+from bot.config.policy import LevelsPolicy
 from bot.config.settings import Settings
+from bot.config.venues import config_venue, venue_label
 from bot.live.exchange import credentials, describe_error
 from bot.secrets import Secrets
 
@@ -37,9 +41,54 @@ def check_live_switches(settings: Settings, live_flag: bool) -> None:
         )
 
 
+def policy_venue_problems(settings: Settings) -> list[str]:
+    """Policy actions whose venue the live broker cannot trade: `params.venue` must be the
+    trading venue; puts (hedge mode "puts") need `options_venue` set to their option_venue."""
+    from strategies.registry import get_strategy
+
+    ex = settings.exchanges
+    trading = venue_label(ex.trading_venue)
+    blocks: list[tuple[str, LevelsPolicy]] = [("policy", settings.policy)]
+    blocks += [(f"policy.rules.{n}", lp) for n, lp in settings.policy.rules.items()]
+    problems: list[str] = []
+    for prefix, block in blocks:
+        actions = [(f"levels.{k}", a) for k, acts in sorted(block.levels.items()) for a in acts]
+        actions += [("calm", a) for a in block.calm]
+        for where, action in actions:
+            try:
+                params = get_strategy(action.strategy).Params.model_validate(action.params)
+            except Exception:  # check_policy reports unknown strategies and bad params
+                continue
+            path = f"{prefix}.{where} {action.strategy}"
+            venue = getattr(params, "venue", None)
+            if venue and config_venue(str(venue)) != ex.trading_venue:
+                problems.append(
+                    f"{path}: venue {venue!r} is not traded live (exchanges.trading_venue is "
+                    f"{ex.trading_venue}); set params.venue: {trading} or leave it out"
+                )
+            if getattr(params, "mode", None) == "puts":
+                want = config_venue(str(getattr(params, "option_venue", "")))
+                if want != ex.options_venue:
+                    problems.append(
+                        f"{path}: puts on {want!r} but exchanges.options_venue is "
+                        f"{ex.options_venue}; set exchanges.options_venue: {want}"
+                    )
+    return problems
+
+
+def check_policy_venues(settings: Settings) -> None:
+    """Live only: refuse a policy that would send orders to a venue the broker does not trade."""
+    problems = policy_venue_problems(settings)
+    if problems:
+        raise LiveRefused(
+            "the policy names venues live trading cannot reach:\n  " + "\n  ".join(problems)
+        )
+
+
 def check_live_request(settings: Settings, secrets: Secrets | None, live_flag: bool) -> None:
     """Conditions 1 and 2, without any network: raise LiveRefused naming the fix."""
     check_live_switches(settings, live_flag)
+    check_policy_venues(settings)
     ex = settings.exchanges
     for venue in filter(None, (ex.trading_venue, ex.options_venue)):
         if not credentials(venue, secrets):
@@ -75,6 +124,7 @@ async def live_gate(
 
     The keys themselves were required when the broker was made (bot.live.factory)."""
     check_live_switches(settings, live_flag)
+    check_policy_venues(settings)
     ex_cfg = settings.exchanges
     accounts = [(ex_cfg.trading_venue, broker.exchange)]
     if ex_cfg.options_venue and broker.options_exchange is not broker.exchange:
@@ -97,6 +147,13 @@ async def live_gate(
                 f"{venue}: these API keys can WITHDRAW funds. Create trade-only keys (no "
                 "withdrawal permission), or set exchanges.allow_withdrawal_keys: true"
             )
+        elif withdraw:
+            echo(
+                f"WARNING: {venue}: these API keys can WITHDRAW funds; allowed by "
+                "exchanges.allow_withdrawal_keys: true"
+            )
+        else:
+            echo(f"{venue}: the keys cannot withdraw (checked with the venue)")
     try:
         portfolio = await broker.refresh(all_symbols=True)
     except Exception as exc:  # refuse rather than trade an account we cannot read

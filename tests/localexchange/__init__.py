@@ -2,6 +2,9 @@
 
 - binance.LocalBinance: Binance USD-M REST + `!forceOrder@arr` websocket, for real ccxt
 - fakes.LocalBybit / fakes.LocalOkx: public liquidation websockets of Bybit and OKX
+- okx.LocalOkx: OKX REST v5 account and orders (signed, contracts `sz`, `clOrdId`)
+- bybit.LocalBybitRest: Bybit REST v5 unified account and orders (signed, `orderLinkId`)
+- deribit.LocalDeribit: Deribit options: buy/sell by label, positions, open orders, cancels
 - serve(app): run an aiohttp app on a free loopback port
 """
 

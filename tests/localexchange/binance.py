@@ -8,6 +8,8 @@ Contents:
 - WS: `/market/ws/<n>` and `/ws`: SUBSCRIBE acks; `play()` pushes forceOrder frames to the
   `!forceOrder@arr` subscribers; `drop()` cuts every socket
 - knobs: `delay_next_orders` (accept, then answer late: a timeout after acceptance),
+  `slow_next_orders` (take the request, accept it only later: an order still in flight when
+  the client gives up; refused, as Binance does, once `timestamp + recvWindow` has passed),
   `fail_next_orders_with` (an error code), `http_errors` (a status before any effect), and
   a log of every request and frame with monotonic nanosecond times (`time.perf_counter_ns`,
   CLOCK_MONOTONIC: comparable across processes on one machine)
@@ -61,6 +63,7 @@ class LocalBinance(AccountReads):
         self.algo_orders: list[dict[str, Any]] = []
         self.log = ServerLog()
         self.delay_next_orders: list[float] = []  # seconds, one per next create
+        self.slow_next_orders: list[float] = []  # seconds before the next creates are accepted
         self.fail_next_orders_with: list[int] = []  # Binance error codes
         self.http_errors: dict[str, list[int]] = {}  # path -> HTTP statuses, before any effect
         self._ids = itertools.count(1000)
@@ -253,6 +256,11 @@ class LocalBinance(AccountReads):
 
     async def _create_order(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
+        if self.slow_next_orders:  # in flight: accepted later, if still within recvWindow
+            await asyncio.sleep(self.slow_next_orders.pop(0))
+        now_ms = int(time.time() * 1000)
+        if now_ms > int(p["timestamp"]) + int(p.get("recvWindow", 5000)):
+            raise BinanceError(-1021, "Timestamp for this request is outside of the recvWindow.")
         arrived_ns = time.perf_counter_ns()
         self.order_arrived.set()
         symbol, side, otype = p["symbol"], p["side"], p["type"]
@@ -307,6 +315,8 @@ class LocalBinance(AccountReads):
                 executedQty=p["quantity"],
                 cumQuote=repr(qty * mark),
             )
+        elif p.get("timeInForce") in ("IOC", "FOK"):  # nothing at that price: it expires
+            order.update(status="EXPIRED")
         self.orders.append(order)
         if self.delay_next_orders:  # accepted above; the answer comes late
             await asyncio.sleep(self.delay_next_orders.pop(0))

@@ -1,8 +1,10 @@
 """A sliver of Deribit's REST API v2 for real ccxt: buying options with a label, finding them again.
 
 `GET /api/v2/private/buy` (and `sell`) with the `deri-hmac-sha256` Authorization header checked;
-`GET /api/v2/private/get_order_state_by_label`; a knob to answer an accepted order late; and
-`option_market()`, the ccxt market of one BTC put (markets are installed, not fetched).
+`GET /api/v2/private/get_order_state_by_label`, `cancel_by_label`, `get_positions` (from
+`positions`: instrument -> signed contracts), `get_open_orders_by_currency`; a knob to answer
+an accepted order late; and `option_market()`, the ccxt market of one BTC put (markets are
+installed, not fetched).
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ class LocalDeribit:
         self.orders: list[dict[str, Any]] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.delay_next_orders: list[float] = []
+        self.positions: dict[str, float] = {}  # instrument -> signed contracts
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_get("/api/v2/private/buy", self._buy)
         self.app.router.add_get("/api/v2/private/sell", self._buy)
         self.app.router.add_get("/api/v2/private/get_order_state_by_label", self._by_label)
+        self.app.router.add_get("/api/v2/private/cancel_by_label", self._cancel_by_label)
+        self.app.router.add_get("/api/v2/private/get_positions", self._positions)
+        self.app.router.add_get("/api/v2/private/get_open_orders_by_currency", self._open)
 
     def _check(self, request: web.Request) -> dict[str, str]:
         params = dict(request.query)
@@ -114,3 +120,37 @@ class LocalDeribit:
         p = self._check(request)
         found = [o for o in self.orders if o["label"] == p.get("label")]
         return web.json_response({"jsonrpc": "2.0", "result": found})
+
+    async def _cancel_by_label(self, request: web.Request) -> web.Response:
+        p = self._check(request)
+        hit = [
+            o for o in self.orders if o["label"] == p.get("label") and o["order_state"] == "open"
+        ]
+        for o in hit:
+            o["order_state"] = "cancelled"
+        return web.json_response({"jsonrpc": "2.0", "result": len(hit)})
+
+    async def _open(self, request: web.Request) -> web.Response:
+        self._check(request)
+        found = [o for o in self.orders if o["order_state"] == "open"]
+        return web.json_response({"jsonrpc": "2.0", "result": found})
+
+    async def _positions(self, request: web.Request) -> web.Response:
+        self._check(request)
+        rows = [
+            {
+                "instrument_name": name,
+                "kind": "option",
+                "direction": "buy" if size > 0 else "sell",
+                "size": abs(size),
+                "average_price": 0.012,
+                "mark_price": 0.011,
+                "index_price": 95_000.0,
+                "floating_profit_loss": 0.0,
+                "settlement_price": 0.011,
+                "delta": -0.3 * size,
+            }
+            for name, size in self.positions.items()
+            if size
+        ]
+        return web.json_response({"jsonrpc": "2.0", "result": rows})
