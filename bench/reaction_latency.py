@@ -142,7 +142,7 @@ async def _bench(base: str, port: int, bursts: list[list[dict[str, Any]]], gap_s
                     1: [
                         {
                             "strategy": "reduce_exposure",
-                            "params": {"fraction": 0.01, "symbols": ["BTCUSDT"]},
+                            "params": {"fraction": 0.01, "symbols": ["BTCUSDT"], "sides": "both"},
                         }
                     ]
                 },

@@ -2,12 +2,17 @@
 
 Contents, in the order an event flows:
 - handle(event): Liquidation -> detector; PriceTick -> paper marks, stops, liquidations, and a
-  detector tick (calm, window drain); FeedStatus -> journal and notify
+  detector tick (calm, window drain); FeedStatus -> feed book, journal and notify
 - _respond(anomaly | calm): journal, notify, then for each policy action: plan (strategy, fenced)
   -> risk verdict -> an ActionExecutor task (approval, ladder, orders, fills)
+- hot path: an action's records (anomaly, plan, verdict, decision, order sent) are staged and
+  committed in ONE transaction just before its order goes out; key lookups hit the journal's
+  in-memory index; notifications are queued (bot.notify.background) and delivered once the
+  order is on its way
 - resume: restore detector / ladder / paper account from the journal and finish the actions a
   crash interrupted (keys say what is done; nothing is sent twice)
-- checkpoint, status, tick / expire / heartbeat (scheduler jobs), resume_trading (a person)
+- checkpoint, status, tick / expire / heartbeat (scheduler jobs)
+- set_trading_state / resume_trading: the ladder moved by a person (Telegram, console)
 
 Restart design: every step has an idempotency key derived from a deterministic action id
 (session, rule, trigger time, level, index). State snapshots and the count of events consumed
@@ -37,15 +42,18 @@ from bot.events import (
     PriceTick,
     RiskVerdict,
     TradingState,
+    TradingStateChanged,
 )
 from bot.interfaces import Approver, Broker, Clock, Notifier
-from bot.journal import SqlJournal, to_payload
+from bot.journal import SqlJournal
+from bot.notify.background import BackgroundNotifier
 from bot.notify.format import Notice
 from bot.pipeline import ids
 from bot.pipeline.execute import ActionExecutor
+from bot.pipeline.feeds import FeedBook, tick_rules
 from bot.pipeline.state import Counters, StateStore, run_status
 from bot.risk import RiskGate
-from strategies.base import Plan, StrategyContext, StrategyError, run_plan
+from strategies.base import StrategyContext, StrategyError, run_plan
 
 Event = Liquidation | PriceTick | FeedStatus
 
@@ -80,13 +88,17 @@ class Orchestrator:
         self.paper = broker if isinstance(broker, PaperBroker) else None
         self.baseline = baseline
         self.journal = journal
-        self.notifier = notifier
+        self.notifier = (
+            notifier if isinstance(notifier, BackgroundNotifier) else BackgroundNotifier(notifier)
+        )
+        self.notifier.before_delivery = self._lull  # nobody hears what is not on disk
         self.clock = clock
         self.policy = policy
         self.resolved = resolved
         self.checkpoint_every = checkpoint_every
         self._settle = settle or _yield_turns
         self.counters = Counters()
+        self.feeds = FeedBook(detector.rules)
         self.state = StateStore(session, journal, detector, self.risk, self.paper, baseline, clock)
         self.tasks: set[asyncio.Task[str]] = set()
         self.executor = ActionExecutor(
@@ -94,18 +106,26 @@ class Orchestrator:
             journal=journal,
             broker=broker,
             approver=approver,
-            notifier=notifier,
+            notifier=self.notifier,
             clock=clock,
             risk=risk,
             on_change=self._save_account,
+            hold=self.notifier.hold,
         )
 
     # -- input --------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
-        """One input event, fully processed (its immediate actions sent) before returning."""
+        """One input event, fully processed (its immediate actions sent) before returning.
+        Its rows are committed before any order they lead to, else with its notifications
+        (between bursts), a checkpoint or the next write, whichever comes first."""
+        with self.notifier.hold():
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
         self.counters.events += 1
         if isinstance(event, Liquidation):
             self.counters.liquidations += 1
+            self.feeds.on_liquidation(event.venue, self.clock.now_ms())
             out = self.detector.on_liquidation(event)
             if self.paper is not None:
                 self.paper.set_stress(
@@ -116,9 +136,9 @@ class Orchestrator:
         elif isinstance(event, PriceTick):
             self.counters.prices += 1
             await self._on_price(event)
-            for calm in self.detector.on_tick(event.ts_ms):
-                await self._respond(calm)
+            await self._tick(event.ts_ms)
         elif isinstance(event, FeedStatus):
+            self.feeds.on_status(event)
             self._log("feed", event)
             await self.notifier.notify(event)
         if self.counters.events % self.checkpoint_every == 0:
@@ -139,12 +159,14 @@ class Orchestrator:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         self.checkpoint(finished=True)
+        await self.notifier.flush()
 
     async def stop(self) -> None:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*list(self.tasks), return_exceptions=True)
         self.checkpoint()
+        await self.notifier.flush()  # never dropped: what was queued is told before exit
         logger.info("stopped; journal checkpointed at {} events", self.counters.events)
 
     async def _on_price(self, tick: PriceTick) -> None:
@@ -219,7 +241,7 @@ class Orchestrator:
                 Notice(now, f"Strategy {spec.config.strategy} failed", str(exc), "warning")
             )
             return
-        action = self._action(aid, trigger, level, spec, plan, now)
+        action = ids.new_action(aid, trigger, level, spec, plan, now)
         if not action.intents and action.ladder_target is None and not plan.page_humans:
             self._log("action_planned", action, key=ids.plan_key(aid), path=path)
             self.executor.log(
@@ -270,33 +292,6 @@ class Orchestrator:
         self._spawn(action, verdict, plan.page_humans)
         await self._settle()  # immediate effects land before the next action plans
 
-    def _action(
-        self,
-        aid: str,
-        trigger: Anomaly | Calm,
-        level: int,
-        spec: ResolvedAction,
-        plan: Plan,
-        now: int,
-    ) -> Action:
-        cfg = spec.config
-        return Action(
-            action_id=aid,
-            rule=trigger.rule,
-            level=level,
-            strategy=cfg.strategy,
-            params=spec.params.model_dump(mode="json"),
-            intents=plan.intents,
-            approval=cfg.approval,
-            created_ts_ms=now,
-            trigger_ts_ms=trigger.ts_ms,
-            timeout_s=cfg.timeout_s,
-            on_timeout=cfg.on_timeout,
-            reduces_exposure=bool(spec.strategy.reduces_exposure),
-            ladder_target=plan.ladder_target,
-            summary=plan.summary,
-        )
-
     def _spawn(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> None:
         task = asyncio.create_task(
             self.executor.execute(action, verdict, page_humans), name=action.action_id
@@ -310,6 +305,7 @@ class Orchestrator:
             exc = task.exception()
             logger.error("action {} crashed: {}: {}", task.get_name(), type(exc).__name__, exc)
             self._log("failure", {"action_id": task.get_name(), "error": repr(exc)})
+            self.journal.flush()
 
     # -- state --------------------------------------------------------------------------------
     def checkpoint(self, finished: bool = False) -> None:
@@ -350,13 +346,23 @@ class Orchestrator:
         await self._settle()
         return resumed
 
+    def _lull(self) -> None:
+        """Between bursts, before notifications go out: commit the journal, fold its WAL."""
+        self.journal.flush()
+        self.journal.compact()
+
     def _log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
         self.executor.log(kind, obj, key=key, **extra)
 
     # -- scheduler jobs and people --------------------------------------------------------------
     async def tick(self) -> None:
-        """Wall-clock tick (live): advance the detector clocks, drain windows, emit calm."""
-        for calm in self.detector.on_tick(self.clock.now_ms()):
+        """Wall-clock tick (live): advance the detector clocks, drain windows, emit calm; the
+        rules that count a blind feed keep their clocks (no calm on a dead feed)."""
+        with self.notifier.hold():
+            await self._tick(self.clock.now_ms())
+
+    async def _tick(self, now_ms: int) -> None:
+        for calm in tick_rules(self.detector, now_ms, self.feeds.frozen_rules()):
             await self._respond(calm)
 
     def expire_approvals(self) -> int:
@@ -364,30 +370,28 @@ class Orchestrator:
 
     async def refresh_portfolio(self) -> None:
         """Read the account back from the broker and keep its shape in the journal state."""
-        portfolio = await self.broker.portfolio()
-        self.journal.put_state(
-            f"portfolio:{self.session}",
-            {
-                "ts_ms": portfolio.ts_ms,
-                "balance_usd": portfolio.balance_usd,
-                "positions": [to_payload(p) for p in portfolio.positions],
-                "open_orders": len(portfolio.open_orders),
-            },
-        )
+        self.state.save_portfolio(await self.broker.portfolio())
 
     async def heartbeat(self) -> None:
-        self.journal.put_state(
-            f"heartbeat:{self.session}",
-            {"ts_ms": self.clock.now_ms(), "events": self.counters.events},
-        )
+        self.state.heartbeat(self.counters.events)
+        self.journal.compact(every_commits=1)
+
+    async def set_trading_state(
+        self, state: TradingState, reason: str, by: str
+    ) -> TradingStateChanged:
+        """A person moves the ladder (pause, halt, resume): journaled, saved, notified."""
+        change = self.risk.set_state(TradingState(state), reason, by, self.clock.now_ms())
+        self._log("ladder", change)
+        self._save_account()  # commits the ladder row with the ladder state
+        await self.notifier.notify(change)
+        return change
 
     async def resume_trading(self, by: str, reason: str = "resumed by a person") -> None:
         """A person moves the ladder back to ACTIVE (halt stays until this is called)."""
-        change = self.risk.set_state(TradingState.ACTIVE, reason, by, self.clock.now_ms())
-        self._log("ladder", change)
-        self._save_account()
-        await self.notifier.notify(change)
+        await self.set_trading_state(TradingState.ACTIVE, reason, by)
 
     def status(self) -> dict[str, Any]:
-        """The live view: levels and windows per rule, ladder, positions, PnL."""
-        return run_status(self.state, self.counters, len(self.tasks))
+        """The live view: levels and windows per rule, ladder, feeds, positions, PnL."""
+        out = run_status(self.state, self.counters, len(self.tasks))
+        out["feeds"] = self.feeds.view(self.clock.now_ms())
+        return out

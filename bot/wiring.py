@@ -156,7 +156,7 @@ class Runtime:
     broker: Broker
     baseline: PaperBroker | None
     approver: Approver
-    notifier: FanOut
+    notifier: FanOut  # every channel; the orchestrator queues into it (BackgroundNotifier)
     orchestrator: Orchestrator
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -166,12 +166,13 @@ class Runtime:
             await tg.start()
 
     async def close(self) -> None:
+        await self.orchestrator.notifier.flush()  # queued messages go out while channels are up
         if (tg := self.extras.get("telegram")) is not None:
             await tg.close()
         close = getattr(self.approver, "close", None)
         if close is not None:
             await close()
-        await self.notifier.close()
+        await self.orchestrator.notifier.close()  # queued notifications delivered, then closed
         await self.broker.close()
         self.journal.close()
 

@@ -54,3 +54,38 @@ def test_url_is_kept_and_path_becomes_sqlite(tmp_path: Path) -> None:
     assert default_journal_url("postgresql://u@h/db") == "postgresql://u@h/db"
     url = default_journal_url(tmp_path / "a" / "b.sqlite")
     assert url.startswith("sqlite:///") and (tmp_path / "a").is_dir()
+
+
+def test_staged_rows_commit_together_and_the_key_index_answers_at_once(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    reader = _journal(tmp_path)  # another connection: what a crash would leave
+    j.stage("anomaly", 1, {"n": 1}, key="anomaly:s:1")
+    j.stage("action_planned", 1, {"n": 2}, key="plan:a")
+    j.stage("action_planned", 1, {"n": 99}, key="plan:a")  # a repeat is ignored
+    assert j.has("plan:a") and not j.has("plan:b")  # from memory, before any commit
+    assert reader.find() == []
+    j.append("order_sent", 2, {"n": 3}, key="order:a-0")  # staged rows first, same commit
+    assert [e["payload"]["n"] for e in reader.find()] == [1, 2, 3]
+    j.stage("fill", 3, {"n": 4}, key="fill:a-0:0")
+    j.checkpoint({"cursor:s": {"events": 9}})  # the checkpoint carries staged rows
+    assert [e["kind"] for e in reader.find()][-1] == "fill"
+    j.stage("note", 4, {"n": 5})
+    j.close()  # closing flushes
+    again = _journal(tmp_path)
+    assert [e["payload"]["n"] for e in again.find()] == [1, 2, 3, 4, 5]
+    assert again.keys_with_prefix("plan:") == {"plan:a"}  # the index is rebuilt on open
+    first = again.find_key("order:a-0")
+    assert first is not None and again.append("x", 5, {}, key="order:a-0") == first["id"]
+
+
+def test_compact_folds_the_wal_only_when_due(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    for n in range(5):
+        j.append("note", n, {"n": n})
+    wal = tmp_path / "sub" / "j.sqlite-wal"
+    assert not j.compact(every_commits=100)  # not due: the WAL stays as it is
+    assert j.compact(every_commits=5)
+    assert not j.compact(every_commits=1)  # nothing since
+    j.append("note", 9, {"n": 9})
+    assert wal.exists() and j.compact(every_commits=1)
+    assert [e["payload"]["n"] for e in _journal(tmp_path).find()] == [0, 1, 2, 3, 4, 9]

@@ -325,22 +325,29 @@ def test_anomaly_message_says_what_a_person_needs() -> None:
     from bot.events import SymbolUsd
     from bot.notify.format import FLOOR_NOTE
 
-    a = Anomaly(
-        rule="all",
-        ts_ms=1_733_430_000_000,
-        level=3,
-        window_cents=640_000_000,
-        threshold_cents=400_000_000,
-        base_threshold_cents=100_000_000,
-        long_cents=590_000_000,
-        short_cents=50_000_000,
-        events=1234,
-        top_symbols=(SymbolUsd("BTCUSDT", 640_000_000),),
-        top_venues=(SymbolUsd("binance-usdm", 640_000_000),),
-        previous_level=1,
-    )
-    text = render(a).text
-    for part in ("L3", "$6.40M", "$4.00M", "$5.90M", "$500.0k", "BTCUSDT", "1234", FLOOR_NOTE):
+    def anomaly(*venues: str) -> Anomaly:
+        return Anomaly(
+            rule="all",
+            ts_ms=1_733_430_000_000,
+            level=3,
+            window_cents=640_000_000,
+            threshold_cents=400_000_000,
+            base_threshold_cents=100_000_000,
+            long_cents=590_000_000,
+            short_cents=50_000_000,
+            events=1234,
+            top_symbols=(SymbolUsd("BTCUSDT", 600_000_000), SymbolUsd("ETHUSDT", 40_000_000)),
+            top_venues=tuple(SymbolUsd(v, 640_000_000 // len(venues)) for v in venues),
+            previous_level=1,
+        )
+
+    text = render(anomaly("binance-usdm", "bybit")).text
+    for part in ("L3", "$6.40M", "$4.00M", "$5.90M", "$500.0k", "1234", FLOOR_NOTE):
         assert part in text
-    onchain = render(Anomaly("c", 0, 1, 1, 1, 1, 1, 0, 1, top_venues=(SymbolUsd("aave-v3", 1),)))
-    assert FLOOR_NOTE not in onchain.text
+    assert "Top symbols: BTCUSDT $6.00M, ETHUSDT $400.0k" in text
+    assert "Top venues: binance-usdm $3.20M, bybit $3.20M" in text
+    assert "Binance pushes" in text and "OKX" not in text
+    okx = render(anomaly("okx")).text
+    assert FLOOR_NOTE in okx and "OKX" in okx and "Binance" not in okx
+    for complete in (("bybit",), ("aave-v3", "compound-v3"), ()):  # complete feeds: no caveat
+        assert FLOOR_NOTE not in render(anomaly(*complete)).text

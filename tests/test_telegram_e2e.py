@@ -73,6 +73,8 @@ async def test_run_approves_from_telegram_and_paper_executes(
     status = await server.wait_for(lambda c: "trading state" in str(c.params.get("text")))
     await server.command(ALICE, CHAT, "/chart")
     photo = (await server.wait_for(lambda c: c.method == "sendPhoto", timeout_s=30))[0]
+    await server.command(ALICE, CHAT, "/pause")  # the ladder, through the orchestrator's surface
+    await server.wait_for(lambda c: "ACTIVE → REDUCING" in str(c.params.get("text")))
     result = await run
     assert result.exit_code == 0, result.output + repr(result.exception)
 
@@ -98,5 +100,7 @@ async def test_run_approves_from_telegram_and_paper_executes(
         "Mode paper" in status[0].params["text"] and "Rule all: level" in status[0].params["text"]
     )
     commands = journal.recent(50, kinds=["telegram.command"])
-    assert [c["payload"]["command"] for c in commands] == ["status", "chart"]
+    assert [c["payload"]["command"] for c in commands] == ["status", "chart", "pause"]
+    (ladder,) = [e["payload"] for e in journal.recent(50, kinds=["ladder"])]
+    assert (ladder["state"], ladder["by"]) == ("REDUCING", "telegram:@user11")
     assert photo.files["photo"].startswith(PNG_SIGNATURE)

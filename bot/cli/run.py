@@ -31,9 +31,9 @@ from bot.config import ConfigError, load_settings
 from bot.config.settings import Settings
 from bot.config.template import TEMPLATE
 from bot.events import FeedStatus, Liquidation, PriceTick
-from bot.interfaces import LiveSource
 from bot.journal import SqlJournal, default_journal_url
 from bot.logs import register_secrets, setup_logging
+from bot.pipeline.feeds import merged_sources
 from bot.pipeline.summary import summarize
 from bot.replay import merge, parse_speed, run_replay, speed_for
 from bot.scheduling import build_scheduler
@@ -310,7 +310,7 @@ async def _stream(
     seen = [0]
 
     async def counted() -> AsyncIterator[Liquidation | PriceTick | FeedStatus]:
-        async for event in _merged(sources):
+        async for event in merged_sources(sources, rt.clock.now_ms):
             seen[0] += 1
             yield event
 
@@ -348,25 +348,6 @@ async def _drive(rt: Runtime, work: Awaitable[Any], view: Any, live: bool = Fals
         )
         await rt.close()
     return 0
-
-
-async def _merged(sources: Sequence[LiveSource]) -> AsyncIterator[Any]:
-    """Every source's events as one stream, in arrival order."""
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
-
-    async def pump(src: LiveSource) -> None:
-        async for event in src.events():
-            await queue.put(event)
-
-    tasks = [asyncio.create_task(pump(s), name=f"source-{s.name}") for s in sources]
-    try:
-        while True:
-            yield await queue.get()
-    finally:
-        for t in tasks:
-            t.cancel()
-        for s in sources:
-            await s.close()
 
 
 def _scan(tape: Path, ticks: list[PriceTick]) -> tuple[int, tuple[int, int] | None]:

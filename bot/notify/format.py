@@ -4,11 +4,13 @@ Contents:
 - Notice: a free-form message from the runtime (strategy failed, feed blind, run summary)
 - Message: severity + title + body, what a notifier renders
 - usd: money for people ($6.40M)
+- floor_note: the caveat when Binance or OKX contributed to a sum (their feeds under-report)
 - render(event): the Message for any bot.events event (or a Notice)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -25,13 +27,26 @@ from bot.events import (
     RiskVerdict,
     TradingStateChanged,
 )
+from bot.symbols import venue_matches
 
 Severity = Literal["info", "warning", "critical"]
 
-FLOOR_NOTE = (
-    "Binance-derived sums are a floor: Binance pushes at most one liquidation per symbol "
-    "per second."
-)
+# Venues whose public feed under-reports (venues.md); Bybit and on-chain logs are complete.
+FLOOR_REASONS = {
+    "binance": "Binance pushes at most one liquidation per symbol per second",
+    "okx": "OKX says its feed does not carry every liquidation",
+}
+FLOOR_NOTE = "is a floor, not the total"
+
+
+def floor_note(venues: Sequence[str]) -> str:
+    """The caveat for the venues that contributed, or "" when every one of them is complete."""
+    families = [f for f in FLOOR_REASONS if any(venue_matches(f, v) for v in venues)]
+    if not families:
+        return ""
+    names = " and ".join("OKX" if f == "okx" else f.capitalize() for f in families)
+    reasons = "; ".join(FLOOR_REASONS[f] for f in families)
+    return f"The {names} part of this sum {FLOOR_NOTE}: {reasons}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +91,16 @@ def utc(ts_ms: int) -> str:
 
 def _anomaly(a: Anomaly) -> Message:
     tops = ", ".join(f"{s.name} {usd(s.usd)}" for s in a.top_symbols) or "n/a"
+    venues = ", ".join(f"{v.name} {usd(v.usd)}" for v in a.top_venues) or "n/a"
     lines = [
         f"Window sum {usd(a.window_usd)} >= threshold {usd(a.threshold_usd)} "
         f"(base {usd(a.base_threshold_usd)}, level {a.previous_level} -> {a.level})",
         f"Longs liquidated {usd(a.long_usd)}, shorts {usd(a.short_usd)}; {a.events} events",
         f"Top symbols: {tops}",
+        f"Top venues: {venues}",
     ]
-    venues = [v.name for v in a.top_venues]
-    if not venues or any(v.startswith("binance") for v in venues):
-        lines.append(FLOOR_NOTE)
+    if note := floor_note([v.name for v in a.top_venues]):
+        lines.append(note)
     lines.append(f"at {utc(a.ts_ms)}")
     severity: Severity = "critical" if a.level >= 3 else "warning"
     return Message(severity, f"Liquidation anomaly L{a.level} (rule {a.rule})", "\n".join(lines))
@@ -143,6 +159,20 @@ def _state(t: TradingStateChanged) -> Message:
     return Message(severity, title, f"{t.reason} (by {t.by})", page=t.state.value == "HALTED")
 
 
+def _feed(f: FeedStatus) -> Message:
+    severity: Severity = "warning" if f.state != "live" else "info"
+    parts = [f"silent {f.silent_s:.0f}s"]
+    if f.reconnects:
+        parts.append(f"{f.reconnects} reconnect(s)")
+    if f.clock_skew_ms is not None:
+        parts.append(f"clock skew {f.clock_skew_ms} ms")
+    if f.detail:
+        parts.append(f.detail)
+    if f.state != "live":
+        parts.append("no calm is declared on a rule that counts this feed until it is back")
+    return Message(severity, f"Feed {f.venue} is {f.state}", "; ".join(parts))
+
+
 def render(event: object) -> Message:
     """The text of any event a notifier may be handed."""
     match event:
@@ -171,8 +201,6 @@ def render(event: object) -> Message:
         case TradingStateChanged():
             return _state(event)
         case FeedStatus():
-            severity: Severity = "warning" if event.state != "live" else "info"
-            detail = f"silent {event.silent_s:.0f}s" + (f"; {event.detail}" if event.detail else "")
-            return Message(severity, f"Feed {event.venue} is {event.state}", detail)
+            return _feed(event)
         case _:
             return Message("info", type(event).__name__, str(event))

@@ -5,12 +5,18 @@ Order of steps (each with an idempotency key, so a resumed action skips what is 
     wait for not_before_ms (TWAP) -> order sent (client id) -> result -> fills -> end
 An order journaled as sent but without a result (a crash in between) is looked up at the
 broker by its client id before anything is sent again.
+
+Durability: `log` stages rows; they are committed (one transaction) before anything that
+waits on the outside world: an order (lookup or submit), a person, a TWAP sleep, the end.
+So the `order_sent` row, with everything that led to it, is on disk before the request leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from loguru import logger
@@ -47,6 +53,7 @@ class ActionExecutor:
         clock: Clock,
         risk: RiskGate,
         on_change: Callable[[], None],
+        hold: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.session = session
         self.journal = journal
@@ -56,11 +63,13 @@ class ActionExecutor:
         self.clock = clock
         self.risk = risk
         self.on_change = on_change  # persist broker/ladder state after a change
+        self.hold = hold  # notifications wait while an order is on its way
         self.asking: dict[str, tuple[ApprovalRequest, asyncio.Task[Decision]]] = {}
 
     def log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
+        """Stage one row; the next flush (see the module doc) commits it with its neighbours."""
         payload = to_payload(obj, session=self.session, **extra)
-        self.journal.append(kind, self.clock.now_ms(), payload, key=key)
+        self.journal.stage(kind, self.clock.now_ms(), payload, key=key)
 
     # -- the action ---------------------------------------------------------------------------
     async def execute(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> str:
@@ -77,6 +86,7 @@ class ActionExecutor:
         sent = failed = skipped = 0
         for intent in verdict.allowed:
             if intent.not_before_ms is not None and intent.not_before_ms > self.clock.now_ms():
+                self.journal.flush()
                 await self.clock.sleep_until(intent.not_before_ms)
                 if self.risk.state == TradingState.HALTED and intent.kind != "cancel":
                     skipped += 1
@@ -114,6 +124,7 @@ class ActionExecutor:
             },
             key=ids.end_key(action.action_id),
         )
+        self.journal.flush()
         return status
 
     # -- approval -----------------------------------------------------------------------------
@@ -172,6 +183,7 @@ class ActionExecutor:
 
     async def _ask(self, request: ApprovalRequest) -> Decision:
         """The approver's answer; if the approver is cut off past its deadline, the default."""
+        self.journal.flush()  # the question is on disk before anyone is asked
         await self.notifier.notify(request)
         task = asyncio.ensure_future(self.approver.decide(request, self.clock))
         self.asking[request.request_id] = (request, task)
@@ -215,18 +227,21 @@ class ActionExecutor:
             return _result_of(self.journal.find_key(ids.result_key(cid)))
         result: OrderResult | None = None
         try:
-            if self.journal.has(ids.order_key(cid)):
-                result = await self.broker.lookup(cid, intent)  # sent before a crash?
-            if result is None:
-                self.log(
-                    "order_sent",
-                    intent,
-                    key=ids.order_key(cid),
-                    client_id=cid,
-                    action_id=action.action_id,
-                    broker=self.broker.name,
-                )
-                result = await self.broker.submit(intent, cid)
+            with self.hold():
+                if self.journal.has(ids.order_key(cid)):
+                    self.journal.flush()
+                    result = await self.broker.lookup(cid, intent)  # sent before a crash?
+                if result is None:
+                    self.log(
+                        "order_sent",
+                        intent,
+                        key=ids.order_key(cid),
+                        client_id=cid,
+                        action_id=action.action_id,
+                        broker=self.broker.name,
+                    )
+                    self.journal.flush()  # durable BEFORE the request: never lost, never twice
+                    result = await self.broker.submit(intent, cid)
         except Exception as exc:  # the broker boundary: journal, tell, carry on with other legs
             self.log(
                 "failure",
@@ -237,6 +252,7 @@ class ActionExecutor:
                 },
                 key=f"failure:{cid}",
             )
+            self.journal.flush()
             await self.notifier.notify(
                 Notice(
                     self.clock.now_ms(),
@@ -259,10 +275,12 @@ class ActionExecutor:
         self.log("order_result", result, key=key, action_id=action_id)
         for n, fill in enumerate(result.fills):
             self.log("fill", fill, key=ids.fill_key(result.client_id, n), action_id=action_id)
+        self.on_change()
+        self.journal.flush()  # on_change may not write (live broker): the outcome is durable
+        for fill in result.fills:
             await self.notifier.notify(fill)
         if result.status in ("rejected", "failed"):
             await self.notifier.notify(result)
-        self.on_change()
 
 
 def _result_of(entry: dict[str, Any] | None) -> OrderResult | None:

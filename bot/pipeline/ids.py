@@ -10,7 +10,17 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from bot.events import Action, ApprovalMode, OrderIntent, TimeoutDefault, TradingState
+from bot.config.policy import ResolvedAction
+from bot.events import (
+    Action,
+    Anomaly,
+    ApprovalMode,
+    Calm,
+    OrderIntent,
+    TimeoutDefault,
+    TradingState,
+)
+from strategies.base import Plan
 
 
 def action_id(session: str, rule: str, trigger_ts_ms: int, level: int | str, index: int) -> str:
@@ -74,3 +84,26 @@ def action_from(d: dict[str, Any]) -> Action:
     target = d.get("ladder_target")
     fields["ladder_target"] = TradingState(target) if target else None
     return Action(**fields)
+
+
+def new_action(
+    aid: str, trigger: Anomaly | Calm, level: int, spec: ResolvedAction, plan: Plan, now: int
+) -> Action:
+    """The Action of a policy entry's plan, as the journal records it."""
+    cfg = spec.config
+    return Action(
+        action_id=aid,
+        rule=trigger.rule,
+        level=level,
+        strategy=cfg.strategy,
+        params=spec.params.model_dump(mode="json"),
+        intents=plan.intents,
+        approval=cfg.approval,
+        created_ts_ms=now,
+        trigger_ts_ms=trigger.ts_ms,
+        timeout_s=cfg.timeout_s,
+        on_timeout=cfg.on_timeout,
+        reduces_exposure=bool(spec.strategy.reduces_exposure),
+        ladder_target=plan.ladder_target,
+        summary=plan.summary,
+    )

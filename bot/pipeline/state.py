@@ -2,7 +2,7 @@
 
 - Counters: what the session has seen (for the live view; the summary reads the journal)
 - StateStore: checkpoint (all states in ONE transaction), save_account (after each fill or
-  ladder change), restore
+  ladder change), save_portfolio / heartbeat (scheduler jobs), restore
 - run_status: the live view's numbers
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.brokers.paper import PaperBroker
 from bot.detector import Detector
+from bot.events import Portfolio
 from bot.interfaces import Clock
 from bot.journal import SqlJournal, to_payload
 from bot.risk import RiskGate
@@ -57,7 +58,8 @@ class StateStore:
         self.baseline = baseline
         self.clock = clock
         self.names = {
-            k: f"{k}:{session}" for k in ("detector", "risk", "paper", "baseline", "cursor")
+            k: f"{k}:{session}"
+            for k in ("detector", "risk", "paper", "baseline", "cursor", "portfolio", "heartbeat")
         }
 
     def checkpoint(self, counters: Counters, finished: bool = False) -> None:
@@ -82,6 +84,23 @@ class StateStore:
         if self.paper is not None:
             values[self.names["paper"]] = self.paper.snapshot()
         self.journal.checkpoint(values)
+
+    def save_portfolio(self, portfolio: Portfolio) -> None:
+        """The broker's account as last read (live balances drift without us)."""
+        self.journal.put_state(
+            self.names["portfolio"],
+            {
+                "ts_ms": portfolio.ts_ms,
+                "balance_usd": portfolio.balance_usd,
+                "positions": [to_payload(p) for p in portfolio.positions],
+                "open_orders": len(portfolio.open_orders),
+            },
+        )
+
+    def heartbeat(self, events: int) -> None:
+        self.journal.put_state(
+            self.names["heartbeat"], {"ts_ms": self.clock.now_ms(), "events": events}
+        )
 
     def restore(self) -> tuple[dict[str, Any], Counters] | None:
         cursor = self.journal.get_state(self.names["cursor"])

@@ -1,7 +1,8 @@
 """RuntimeControl: the Control protocol of bot.telegram.commands over a running Orchestrator.
 
 Data only: status, portfolio, ladder changes, history and chart input come from the
-orchestrator, its broker and the journal; Telegram formats them.
+orchestrator's public surface (status, set_trading_state), its broker and the journal;
+Telegram formats them.
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from bot.charts import ChartInput
 from bot.config.settings import Settings
 from bot.events import Anomaly, Portfolio, TradingState, TradingStateChanged
 from bot.interfaces import Broker
-from bot.journal import SqlJournal, to_payload
+from bot.journal import SqlJournal
 from bot.orchestrator import Orchestrator
 from bot.telegram.commands import HistoryItem, RuleView, StatusView
 
 _SAMPLES = 3000  # 25 h at one sample per 30 s
 _HISTORY_KINDS = ("action_planned", "decision", "order_result", "ladder", "failure")
+
+
+def feed_text(f: dict[str, Any]) -> str:
+    """ "blind, silent 42s, 3 reconnects, skew 120 ms: <detail>" from Orchestrator.status()."""
+    parts = [str(f.get("state")), f"silent {float(f.get('silent_s') or 0):.0f}s"]
+    if f.get("reconnects"):
+        parts.append(f"{f['reconnects']} reconnects")
+    if f.get("clock_skew_ms") is not None:
+        parts.append(f"skew {f['clock_skew_ms']} ms")
+    text = ", ".join(parts)
+    return f"{text}: {f['detail']}" if f.get("state") != "live" and f.get("detail") else text
 
 
 def _history_text(kind: str, p: dict[str, Any]) -> str:
@@ -66,6 +78,7 @@ class RuntimeControl:
             mode=self.settings.mode,
             state=TradingState(s["ladder"]),
             rules=rules,
+            feeds={venue: feed_text(f) for venue, f in s.get("feeds", {}).items()},
             portfolio=await self.broker.portfolio(),
             realized_pnl_usd=float(s.get("pnl_usd") or 0.0),
         )
@@ -74,15 +87,7 @@ class RuntimeControl:
         return await self.broker.portfolio()
 
     async def set_state(self, state: TradingState, reason: str, by: str) -> TradingStateChanged:
-        orch = self.orchestrator
-        previous = orch.risk.state
-        if state is TradingState.ACTIVE:
-            await orch.resume_trading(by, reason)
-            return TradingStateChanged(orch.clock.now_ms(), previous, state, reason, by)
-        change = orch.risk.set_state(state, reason, by, orch.clock.now_ms())
-        self.journal.append("ladder", change.ts_ms, to_payload(change))
-        await orch.notifier.notify(change)
-        return change
+        return await self.orchestrator.set_trading_state(state, reason, by)
 
     async def history(self, limit: int) -> list[HistoryItem]:
         rows = self.journal.recent(limit, kinds=list(_HISTORY_KINDS))
