@@ -46,6 +46,7 @@ from bot.events import (
 )
 from bot.interfaces import Approver, Broker, Clock, Notifier
 from bot.journal import SqlJournal
+from bot.logs import redact
 from bot.notify.background import BackgroundNotifier
 from bot.notify.format import Notice
 from bot.pipeline import ids
@@ -225,7 +226,20 @@ class Orchestrator:
             return  # planned before a restart: finished, or re-driven by resume()
         self.counters.actions += 1
         now = self.clock.now_ms()
-        portfolio = await self.broker.portfolio()
+        try:
+            portfolio = await self.broker.portfolio()
+        except Exception as exc:  # a venue timing out mid-cascade must not end the bot
+            reason = redact(f"cannot read the account: {type(exc).__name__}: {exc}")
+            self._log(
+                "action_failed",
+                {"action_id": aid, "strategy": spec.config.strategy, "error": reason},
+                key=ids.end_key(aid),
+                path=path,
+            )
+            await self.notifier.notify(
+                Notice(now, f"Action {spec.config.strategy} not run", reason, "critical", page=True)
+            )
+            return
         ctx = StrategyContext(trigger, portfolio, dict(portfolio.prices), now, aid)
         level = trigger.level if isinstance(trigger, Anomaly) else 0
         try:
@@ -339,7 +353,8 @@ class Orchestrator:
                 self._log("risk_verdict", verdict, key=ids.risk_key(action.action_id))
             else:
                 allowed = tuple(ids.intent_from(i) for i in risk["payload"]["allowed"])
-                verdict = RiskVerdict(action.action_id, allowed)
+                checked_in = TradingState(risk["payload"].get("state", TradingState.ACTIVE))
+                verdict = RiskVerdict(action.action_id, allowed, state=checked_in)
             logger.info("resuming action {} ({})", action.action_id, action.strategy)
             self._spawn(action, verdict, bool(p.get("page_humans")))
             resumed += 1

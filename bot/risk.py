@@ -164,6 +164,20 @@ class RiskGate:
             reason=summary,
         )
 
+    def still_allowed(self, intent: OrderIntent, checked_in: TradingState) -> str | None:
+        """Re-check one intent at send time; a denial reason if the ladder moved up since.
+
+        An approval can arrive after a halt: what was allowed then must not slip through now.
+        """
+        if intent.kind == "cancel" or _RANK[self.state] <= _RANK[checked_in]:
+            return None
+        what = _describe(intent)
+        if self.state is TradingState.HALTED:
+            return f"{what} when HALTED: only cancels pass until a person resumes"
+        if intent.reduce_only:
+            return None  # its reduction was checked against the positions when planned
+        return f"{what} when REDUCING: allowed while {checked_in.value}, not reduce-only"
+
     def _deny_reason(
         self, action: Action, intent: OrderIntent, book: _Book, recent: int, total_usd: float
     ) -> tuple[str, float]:

@@ -344,6 +344,8 @@ async def _drive(rt: Runtime, work: Awaitable[Any], view: Any, live: bool = Fals
                 paper.equity_usd() if paper else None,
                 rt.journal.url,
                 rt.session,
+                paper.max_drawdown_usd if paper else None,
+                rt.baseline.max_drawdown_usd if rt.baseline else None,
             )
         )
         await rt.close()

@@ -88,16 +88,21 @@ class ActionExecutor:
             if intent.not_before_ms is not None and intent.not_before_ms > self.clock.now_ms():
                 self.journal.flush()
                 await self.clock.sleep_until(intent.not_before_ms)
-                if self.risk.state == TradingState.HALTED and intent.kind != "cancel":
-                    skipped += 1
-                    self.log(
-                        "order_skipped",
-                        intent,
-                        client_id=action.client_id(intent),
-                        action_id=aid,
-                        reason="the ladder is HALTED; later slices dropped",
-                    )
-                    continue
+            # The ladder may have moved up during the approval or a TWAP wait: check again.
+            denial = self.risk.still_allowed(intent, verdict.state)
+            if denial is not None:
+                skipped += 1
+                self.log(
+                    "order_skipped",
+                    intent,
+                    client_id=action.client_id(intent),
+                    action_id=aid,
+                    reason=denial,
+                )
+                await self.notifier.notify(
+                    Notice(self.clock.now_ms(), f"Order of {action.strategy} dropped", denial)
+                )
+                continue
             result = await self._send(action, intent)
             sent += 1
             if result is None or result.status in ("rejected", "failed"):
@@ -231,6 +236,15 @@ class ActionExecutor:
                 if self.journal.has(ids.order_key(cid)):
                     self.journal.flush()
                     result = await self.broker.lookup(cid, intent)  # sent before a crash?
+                    if result is None and not intent.reduce_only:
+                        # It may still land; a second hedge would double the risk: a person decides.
+                        result = OrderResult(
+                            cid,
+                            "failed",
+                            self.clock.now_ms(),
+                            error="outcome unknown: sent before a restart and not found at the "
+                            "venue; not re-sent because it is not reduce-only; check the account",
+                        )
                 if result is None:
                     self.log(
                         "order_sent",

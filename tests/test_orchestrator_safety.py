@@ -1,0 +1,101 @@
+"""Money safety in the orchestrator: the ladder is checked again when an order is sent, and a
+venue that cannot be read mid-cascade does not end the bot."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bot.clock import SimClock
+from bot.events import ApprovalRequest, Decision, Portfolio, TradingState
+from bot.risk import RiskGate
+from tests.test_orchestrator import S, V, _kinds, _liq, _make, _price
+
+HEDGE_THEN_HALT = {
+    "levels": {
+        1: [
+            {
+                "strategy": "hedge",
+                "params": {"venue": "other", "when": "always"},
+                "approval": "confirm",
+                "timeout_s": 600,
+            }
+        ],
+        2: [{"strategy": "halt", "params": {"state": "HALTED"}}],
+    },
+    "calm": [],
+}
+
+
+class LateApprover:
+    """Approves only once the ladder is HALTED: a stale button pressed after the halt."""
+
+    name = "late"
+
+    def __init__(self) -> None:
+        self.risk: RiskGate | None = None
+
+    async def decide(self, request: ApprovalRequest, clock: SimClock) -> Decision:  # type: ignore[override]
+        assert self.risk is not None
+        while self.risk.state is not TradingState.HALTED:  # noqa: ASYNC110 - polls the gate
+            await asyncio.sleep(0)
+        return Decision(request.request_id, request.action.action_id, True, "alice", clock.now_ms())
+
+
+async def test_an_approval_after_a_halt_sends_nothing_that_adds_risk(tmp_path: Path) -> None:
+    human = LateApprover()
+    orch, recorder, _clock = _make(tmp_path, HEDGE_THEN_HALT, approver=human)
+    human.risk = orch.risk
+    await orch.handle(_price(0))
+    await orch.handle(_liq(1_000, 1_500.0))  # level 1: the hedge waits for a person
+    await orch.handle(_liq(2_000, 3_000.0))  # level 2: halt
+    await orch.finish()
+
+    assert orch.risk.state is TradingState.HALTED
+    assert _kinds(orch, "order_sent") == []  # the approved hedge never left
+    (skipped,) = _kinds(orch, "order_skipped")
+    assert "HALTED" in skipped["reason"] and skipped["side"] == "sell"
+    book = await orch.broker.portfolio()
+    assert [(p.venue, p.symbol, p.side) for p in book.positions] == [(V, S, "long")]
+    assert any("dropped" in getattr(e, "title", "") for e in recorder.events)
+
+
+class FlakyAccount:
+    """The paper account, except that reading it fails once (a venue timing out)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.failures = 1
+
+    async def portfolio(self) -> Portfolio:
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("GET /fapi/v2/positionRisk timed out")
+        return await self.inner.portfolio()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_an_unreadable_account_fails_one_action_and_the_bot_goes_on(tmp_path: Path) -> None:
+    policy = {
+        "levels": {
+            1: [{"strategy": "stop_loss"}],
+            2: [{"strategy": "reduce_exposure", "params": {"fraction": 0.5}}],
+        },
+        "calm": [],
+    }
+    orch, recorder, _clock = _make(tmp_path, policy)
+    orch.broker = orch.executor.broker = FlakyAccount(orch.broker)
+    await orch.handle(_price(0))
+    await orch.handle(_liq(1_000, 1_500.0))  # level 1: the account read fails
+    await orch.handle(_liq(2_000, 3_000.0))  # level 2: read works again, the cut goes out
+    await orch.finish()
+
+    (failed,) = _kinds(orch, "action_failed")
+    assert failed["strategy"] == "stop_loss" and "cannot read the account" in failed["error"]
+    sent = _kinds(orch, "order_sent")
+    assert [(o["side"], o["reduce_only"]) for o in sent] == [("sell", True)]
+    assert any(getattr(e, "page", False) for e in recorder.events)
