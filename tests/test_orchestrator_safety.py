@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SimClock
-from bot.events import ApprovalRequest, Decision, Portfolio, TradingState
+from bot.events import (
+    Action,
+    ApprovalMode,
+    ApprovalRequest,
+    Decision,
+    OrderIntent,
+    Portfolio,
+    RiskVerdict,
+    TradingState,
+)
+from bot.pipeline import ids
 from bot.risk import RiskGate
 from tests.test_orchestrator import S, V, _kinds, _liq, _make, _price
 
@@ -99,3 +109,32 @@ async def test_an_unreadable_account_fails_one_action_and_the_bot_goes_on(tmp_pa
     sent = _kinds(orch, "order_sent")
     assert [(o["side"], o["reduce_only"]) for o in sent] == [("sell", True)]
     assert any(getattr(e, "page", False) for e in recorder.events)
+
+
+async def test_a_hedge_sent_before_a_crash_and_not_found_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    orch, _recorder, clock = _make(tmp_path, {"levels": {}, "calm": []})
+    await orch.handle(_price(0))
+    hedge = OrderIntent("other", S, "sell", "market", 0.5, reduce_only=False)
+    cut = OrderIntent(V, S, "sell", "market", 0.25, reduce_only=True, leg=1)
+    action = Action(
+        "lgcrash", "t", 2, "hedge", {}, (hedge, cut), ApprovalMode.AUTO, clock.now_ms(), 0
+    )
+    # The journal says both orders were sent; the crash came before either reached the venue.
+    for intent in (hedge, cut):
+        orch.journal.append(
+            "order_sent",
+            clock.now_ms(),
+            {"client_id": action.client_id(intent)},
+            key=ids.order_key(action.client_id(intent)),
+        )
+    status = await orch.executor.execute(action, RiskVerdict("lgcrash", (hedge, cut)), False)
+
+    results = {r["client_id"]: r for r in _kinds(orch, "order_result")}
+    assert results["lgcrash-0"]["status"] == "failed"
+    assert "outcome unknown" in results["lgcrash-0"]["error"]
+    assert results["lgcrash-1"]["status"] == "filled"  # reduce-only: safe to send again
+    assert status == "partial"
+    book = await orch.broker.portfolio()
+    assert [(p.venue, p.side, p.size) for p in book.positions] == [(V, "long", 0.75)]
