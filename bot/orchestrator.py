@@ -258,50 +258,21 @@ class Orchestrator:
         action = ids.new_action(aid, trigger, level, spec, plan, now)
         if not action.intents and action.ladder_target is None and not plan.page_humans:
             self._log("action_planned", action, key=ids.plan_key(aid), path=path)
-            self.executor.log(
-                "action_end",
-                {
-                    "action_id": aid,
-                    "strategy": action.strategy,
-                    "level": level,
-                    "status": "nothing to do",
-                    "detail": plan.summary,
-                },
-                key=ids.end_key(aid),
-            )
+            self.executor.end(action, "nothing to do", plan.summary, flush=False)
             return
         self._log(
             "action_planned", action, key=ids.plan_key(aid), path=path, page_humans=plan.page_humans
         )
         await self.notifier.notify(action)
         if action.approval == ApprovalMode.NOTIFY:
-            self.executor.log(
-                "action_end",
-                {
-                    "action_id": aid,
-                    "strategy": action.strategy,
-                    "level": level,
-                    "status": "notified",
-                },
-                key=ids.end_key(aid),
-            )
+            self.executor.end(action, "notified", flush=False)
             return
         verdict = self.risk.check(action, portfolio, now)
         self._log("risk_verdict", verdict, key=ids.risk_key(aid))
         if verdict.denied:
             await self.notifier.notify(verdict)
         if not verdict.allowed and action.ladder_target is None:
-            self.executor.log(
-                "action_end",
-                {
-                    "action_id": aid,
-                    "strategy": action.strategy,
-                    "level": level,
-                    "status": "refused",
-                    "detail": verdict.reason,
-                },
-                key=ids.end_key(aid),
-            )
+            self.executor.end(action, "refused", verdict.reason, flush=False)
             return
         self._spawn(action, verdict, plan.page_humans)
         await self._settle()  # immediate effects land before the next action plans

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from bot.events import (
     Anomaly,
     Calm,
+    OpenOrder,
     OrderIntent,
     OrderSide,
     Portfolio,
@@ -37,6 +38,7 @@ __all__ = [
     "StrategyContext",
     "StrategyError",
     "UnknownStrategyError",
+    "cancel_intent",
     "closing_side",
     "fmt_amount",
     "number_legs",
@@ -145,6 +147,20 @@ def sides_to_protect(trigger: Anomaly | Calm, choice: str) -> tuple[Side, ...]:
         return (choice,)  # type: ignore[return-value]
     side = threatened_side(trigger)
     return ("long", "short") if side is None else (side,)
+
+
+def cancel_intent(order: OpenOrder, reason: str) -> OrderIntent:
+    """An intent that cancels a resting order (numbered later by `number_legs`)."""
+    return OrderIntent(
+        venue=order.venue,
+        symbol=order.symbol,
+        side=order.side,
+        kind="cancel",
+        amount=order.amount,
+        reduce_only=True,
+        cancel_client_id=order.client_id,
+        reason=reason,
+    )
 
 
 def number_legs(intents: list[OrderIntent]) -> tuple[OrderIntent, ...]:

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.events import Anomaly, OrderIntent, TradingState
-from strategies.base import Plan, StrategyContext, number_legs, params_as
+from strategies.base import Plan, StrategyContext, cancel_intent, number_legs, params_as
 from strategies.registry import register
 
 
@@ -40,18 +40,7 @@ class Halt:
             for order in ctx.portfolio.open_orders:
                 if order.reduce_only:
                     continue
-                intents.append(
-                    OrderIntent(
-                        venue=order.venue,
-                        symbol=order.symbol,
-                        side=order.side,
-                        kind="cancel",
-                        amount=order.amount,
-                        reduce_only=True,
-                        cancel_client_id=order.client_id,
-                        reason=f"halt: cancel entry order {order.client_id}",
-                    )
-                )
+                intents.append(cancel_intent(order, f"halt: cancel entry order {order.client_id}"))
         trigger = ctx.trigger
         if isinstance(trigger, Anomaly):
             cause = (

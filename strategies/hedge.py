@@ -16,6 +16,7 @@ from bot.events import OpenOrder, OrderIntent, Portfolio, Position
 from strategies.base import (
     Plan,
     StrategyContext,
+    cancel_intent,
     closing_side,
     fmt_amount,
     number_legs,
@@ -214,18 +215,7 @@ class Unhedge:
             pending += _pending_puts(orders, p.option_base)
         if p.cancel_pending:
             for o in pending:
-                intents.append(
-                    OrderIntent(
-                        venue=o.venue,
-                        symbol=o.symbol,
-                        side=o.side,
-                        kind="cancel",
-                        amount=o.amount,
-                        reduce_only=True,
-                        cancel_client_id=o.client_id,
-                        reason="unhedge: cancel pending hedge order",
-                    )
-                )
+                intents.append(cancel_intent(o, "unhedge: cancel pending hedge order"))
         unwound = 0
         for pos in ctx.portfolio.positions:
             perp = p.mode in ("perp", "both") and is_perp_hedge(pos, p.instrument_symbol)

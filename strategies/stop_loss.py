@@ -10,6 +10,7 @@ from bot.events import OpenOrder, OrderIntent, Position
 from strategies.base import (
     Plan,
     StrategyContext,
+    cancel_intent,
     closing_side,
     fmt_amount,
     number_legs,
@@ -70,18 +71,7 @@ class StopLoss:
         closed = placed = kept = 0
 
         def cancel(order: OpenOrder, why: str) -> None:
-            intents.append(
-                OrderIntent(
-                    venue=order.venue,
-                    symbol=order.symbol,
-                    side=order.side,
-                    kind="cancel",
-                    amount=order.amount,
-                    reduce_only=True,
-                    cancel_client_id=order.client_id,
-                    reason=why,
-                )
-            )
+            intents.append(cancel_intent(order, why))
 
         for pos in ctx.portfolio.positions:
             if pos.instrument == "option" or (p.symbols and pos.symbol not in p.symbols):

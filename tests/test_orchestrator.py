@@ -152,6 +152,7 @@ def test_default_policy_uses_the_highest_configured_level() -> None:
 
 # -- the pipeline -----------------------------------------------------------------------------
 async def test_a_failing_strategy_is_journaled_and_the_rest_still_run(tmp_path: Path) -> None:
+    register(Explodes)  # again: a registry reload in another test module forgets plugins
     policy = {"levels": {1: [{"strategy": "test_explodes"}, {"strategy": "stop_loss"}]}, "calm": []}
     orch, rec, clock = _make(tmp_path, policy)
     await _play(orch, clock, [_price(0), _liq(1_000, 1_500)])

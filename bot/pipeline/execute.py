@@ -78,7 +78,7 @@ class ActionExecutor:
         decision = await self._decide(action)
         if not decision.approved:
             status = "rejected" if decision.by != "timeout" else "expired"
-            return self._end(action, status, decision.reason)
+            return self.end(action, status, decision.reason)
         if action.ladder_target is not None:
             await self._ladder(action, action.ladder_target, page_humans)
         elif page_humans:
@@ -115,9 +115,10 @@ class ActionExecutor:
                 "approval", {"action_id": aid, "state": after.value}, key=f"approval-final:{aid}"
             )
         detail = f"{sent} order(s), {failed} failed" + (f", {skipped} skipped" if skipped else "")
-        return self._end(action, status, detail)
+        return self.end(action, status, detail)
 
-    def _end(self, action: Action, status: str, detail: str) -> str:
+    def end(self, action: Action, status: str, detail: str = "", flush: bool = True) -> str:
+        """Journal the action's final status (without `flush`, with the next commit)."""
         self.log(
             "action_end",
             {
@@ -129,7 +130,8 @@ class ActionExecutor:
             },
             key=ids.end_key(action.action_id),
         )
-        self.journal.flush()
+        if flush:
+            self.journal.flush()
         return status
 
     # -- approval -----------------------------------------------------------------------------
