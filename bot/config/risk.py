@@ -11,7 +11,7 @@ class RiskLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_order_usd: float = Field(
-        default=250_000.0, gt=0, description="largest notional of one order (stops: at stop)"
+        default=500_000.0, gt=0, description="largest notional of one order (stops: at stop)"
     )
     max_action_usd: float = Field(
         default=1_000_000.0, gt=0, description="largest notional of all orders of one action"

@@ -58,7 +58,7 @@ policy:
 
 # Limits checked between plan and execution (see "Safety").
 risk:
-  max_order_usd: 250000
+  max_order_usd: 500000
   max_action_usd: 1000000
   max_actions_per_hour: 20
 
