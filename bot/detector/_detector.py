@@ -6,7 +6,7 @@ Pure: no I/O, no wall clock; time arrives with the events and the ticks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from bot.config.rules import RuleConfig
@@ -69,11 +69,15 @@ class Detector:
                 rule.on_event(liq.ts_ms, cents, sym, venue, is_long, self._names, out)
         return out
 
-    def on_tick(self, now_ms: int) -> list[Calm]:
-        """Advance every rule's clock to now_ms (never backwards); emit Calm on time."""
+    def on_tick(self, now_ms: int, skip: Collection[str] = ()) -> list[Calm]:
+        """Advance every rule's clock to now_ms (never backwards); emit Calm on time.
+
+        Rules named in `skip` stand still (their feed is dead: no calm on silence).
+        """
         out: list[Anomaly | Calm] = []
         for rule in self._rules:
-            rule.on_tick(now_ms, out)
+            if rule.name not in skip:
+                rule.on_tick(now_ms, out)
         return [e for e in out if isinstance(e, Calm)]
 
     # -- inspection and resume -----------------------------------------------------------------

@@ -27,9 +27,22 @@ from bot.symbols import venue_matches
 Event = Liquidation | PriceTick | FeedStatus
 
 
+# A chain feed ("onchain-ethereum") carries the liquidations of the lending protocols on it.
+_ONCHAIN_FAMILIES = ("aave", "compound")
+
+
 def _related(a: str, b: str) -> bool:
-    """One venue name covers the other ("binance" feed, "binance-usdm" liquidations)."""
-    return venue_matches(a, b) or venue_matches(b, a)
+    """One venue name covers the other ("binance" feed, "binance-usdm" liquidations).
+
+    A chain feed covers every on-chain protocol venue, whichever chain a rule meant: when in
+    doubt a dead feed freezes a rule, so calm is never reported on what may be a dead feed.
+    """
+    if venue_matches(a, b) or venue_matches(b, a):
+        return True
+    for chain, other in ((a, b), (b, a)):
+        if chain.startswith("onchain-") and other.split("-")[0].lower() in _ONCHAIN_FAMILIES:
+            return True
+    return False
 
 
 @dataclass
@@ -94,12 +107,7 @@ def tick_rules(detector: Detector, now_ms: int, frozen: set[str]) -> list[Calm]:
     """Advance the clocks of the rules that are not frozen; emit their Calm on time."""
     if not frozen:
         return detector.on_tick(now_ms)
-    out: list[Any] = []
-    # the Detector ticks all rules at once; its per-rule states take the same call alone
-    for rule in detector._rules:
-        if rule.name not in frozen:
-            rule.on_tick(now_ms, out)
-    return [e for e in out if isinstance(e, Calm)]
+    return detector.on_tick(now_ms, skip=frozen)
 
 
 def source_venues(source: LiveSource) -> list[str]:
