@@ -18,7 +18,7 @@ from tests.chain.proxy import RpcProxy
 from tests.chain.tap import Tap, make_source
 from tests.chain.world import World
 
-API_KEY = "k3y-0f-the-t3st-pr0v1der"  # in the RPC URL's path, as providers put it
+API_KEY_FAKE = "k3y-0f-the-t3st-pr0v1der"  # in the RPC URL's path, as providers put it
 
 
 async def tx_of(world: World, block: int) -> tuple[str, int]:
@@ -140,7 +140,7 @@ async def test_garbage_from_the_node_is_blind_retried_and_recovers(
     proxy: RpcProxy, anvil_world: World, tmp_path: Path,  # noqa: F811
 ) -> None:  # fmt: skip
     w = anvil_world
-    proxy.key_path = f"/v3/{API_KEY}"
+    proxy.key_path = f"/v3/{API_KEY_FAKE}"
     journal = SqlJournal(f"sqlite:///{tmp_path / 'j.sqlite'}")
     start = await w.w3.eth.block_number + 1
     before = await w.aave_liquidation("pool_core", "WETH", 10**18)
@@ -163,7 +163,7 @@ async def test_garbage_from_the_node_is_blind_retried_and_recovers(
         await tap.stop()
     assert [s.state for s in tap.statuses] == ["blind", "live"]
     details = [s.detail for s in tap.statuses]
-    assert all(API_KEY not in text for text in [*lines, *details, journal_text(journal)])
+    assert all(API_KEY_FAKE not in text for text in [*lines, *details, journal_text(journal)])
 
 
 class FlakyReader(LogReader):
@@ -184,7 +184,7 @@ async def test_an_unexpected_error_in_the_loop_is_blind_without_the_url(
     proxy: RpcProxy, anvil_world: World, tmp_path: Path,  # noqa: F811
 ) -> None:  # fmt: skip
     w = anvil_world
-    proxy.key_path = f"/v3/{API_KEY}"
+    proxy.key_path = f"/v3/{API_KEY_FAKE}"
     journal = SqlJournal(f"sqlite:///{tmp_path / 'j.sqlite'}")
     chain = w.chain_config(poll_interval_s=0.05, backoff_s=0.01, max_backoff_s=0.05)
     reader = FlakyReader(http_web3(proxy.http_url), "test", chain, url=proxy.http_url,
@@ -203,4 +203,4 @@ async def test_an_unexpected_error_in_the_loop_is_blind_without_the_url(
         await tap.stop()
     assert reader.failures == 0 and not tap.task.cancelled()
     details = [s.detail for s in tap.statuses]
-    assert all(API_KEY not in text for text in [*lines, *details, journal_text(journal)])
+    assert all(API_KEY_FAKE not in text for text in [*lines, *details, journal_text(journal)])
