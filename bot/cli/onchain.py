@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -24,10 +24,10 @@ from bot.cli.detect import parse_duration
 from bot.config.chains import ChainConfig
 from bot.config.loader import ConfigError, load_settings
 from bot.events import Liquidation
-from bot.onchain.factory import rpc_urls
-from bot.onchain.history import ChainMismatch, LogReader
-from bot.onchain.rpc import RpcError, http_web3
 from bot.secrets import load_secrets
+
+if TYPE_CHECKING:  # web3 costs ~1 s to import: only `fetch-onchain` pays for it
+    from bot.onchain.history import LogReader
 
 CSV_COLUMNS = ["ts_ms", "venue", "symbol", "side", "price", "quantity", "notional_usd"]
 
@@ -126,6 +126,10 @@ def fetch_onchain(
     if (from_block is None) == (since is None):
         _err("give exactly one of --from-block and --since")
         raise typer.Exit(2)
+    from bot.onchain.factory import rpc_urls
+    from bot.onchain.history import ChainMismatch, LogReader
+    from bot.onchain.rpc import RpcError, http_web3
+
     now_s = time.time()
     try:
         start = ("block", from_block) if from_block is not None else parse_when(since or "", now_s)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from eth_utils import is_hex_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, model_validator
 
 
 def _checksum(value: str) -> str:
+    from eth_utils import is_hex_address, to_checksum_address  # heavy: only when a chain is set
+
     if not is_hex_address(value):
         raise ValueError("not a contract address: expected 0x followed by 40 hex digits")
     return str(to_checksum_address(value))
@@ -53,17 +54,22 @@ class CometMarket(BaseModel):
     )
 
 
-_AAVE_MAINNET = {
-    "core": AaveMarket(pool="0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2",
-                       oracle="0x54586bE62E3c3580375aE3723C145253060Ca0C2"),
-    "lido": AaveMarket(pool="0x4e033931ad43597d96D6bcc25c280717730B58B1"),
-}  # fmt: skip
-_COMET_MAINNET = {
-    "usdc": CometMarket(address="0xc3d688B66703497DAA19211EEdff47f25384cdc3"),
-    "usdt": CometMarket(address="0x3Afdc9BCA9213A35503b077a6072F3D0d5AB0840"),
-    "weth": CometMarket(address="0xA17581A9E3356d9A858b789D68B4d866e593aE94",
-                        base_usd_feed="0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"),
-}  # fmt: skip
+# Built when a chain is configured, not at import: validating addresses loads eth_utils.
+def _aave_mainnet() -> dict[str, AaveMarket]:
+    return {
+        "core": AaveMarket(pool="0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2",
+                           oracle="0x54586bE62E3c3580375aE3723C145253060Ca0C2"),
+        "lido": AaveMarket(pool="0x4e033931ad43597d96D6bcc25c280717730B58B1"),
+    }  # fmt: skip
+
+
+def _comet_mainnet() -> dict[str, CometMarket]:
+    return {
+        "usdc": CometMarket(address="0xc3d688B66703497DAA19211EEdff47f25384cdc3"),
+        "usdt": CometMarket(address="0x3Afdc9BCA9213A35503b077a6072F3D0d5AB0840"),
+        "weth": CometMarket(address="0xA17581A9E3356d9A858b789D68B4d866e593aE94",
+                            base_usd_feed="0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"),
+    }  # fmt: skip
 
 
 # Ethereum: 12 s slots, 5 missed in a row is an incident; L2s (OP, Base, Arbitrum, Polygon,
@@ -86,8 +92,8 @@ class ChainConfig(BaseModel):
     rpc_ws: str | None = Field(
         default=None, description="websocket URL (optional: without it, eth_getLogs polling)"
     )
-    aave: dict[str, AaveMarket] = Field(default_factory=lambda: dict(_AAVE_MAINNET))
-    compound: dict[str, CometMarket] = Field(default_factory=lambda: dict(_COMET_MAINNET))
+    aave: dict[str, AaveMarket] = Field(default_factory=_aave_mainnet)
+    compound: dict[str, CometMarket] = Field(default_factory=_comet_mainnet)
     comet_measure: Literal["collateral", "debt"] = Field(
         default="collateral",
         description="count Comet absorbs by AbsorbCollateral (symbol = collateral) or by "
