@@ -2,7 +2,7 @@
 
 The local Binance (tests/localexchange) runs in its own process and plays a cascade cut from
 the bundled 2024-12-05 tape into bursts; each burst's last frame crosses the detector's
-threshold. This process runs the real pipeline as `liqguard run --live` builds it (bot.wiring):
+threshold. This process runs the real pipeline as `liqguard run --live` builds it (bot.app.wiring):
 ccxt.pro stream -> Detector -> Orchestrator (policy, risk, auto approval, SQLite journal) ->
 CcxtBroker -> ccxt REST. Both sides stamp time.perf_counter_ns (CLOCK_MONOTONIC, one clock
 for every process on the machine): the server when the crossing frame leaves and when the
@@ -31,16 +31,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.app.live import create_live_sources  # noqa: E402
+from bot.app.wiring import build  # noqa: E402
 from bot.config.loader import load_settings  # noqa: E402
 from bot.config.rules import RuleConfig  # noqa: E402
 from bot.detector import Detector  # noqa: E402
 from bot.events import Anomaly  # noqa: E402
-from bot.live.factory import create_live_sources  # noqa: E402
 from bot.logs import setup_logging  # noqa: E402
+from bot.sim.localexchange import local_secrets  # noqa: E402
+from bot.sim.localexchange.tapes import tape_messages  # noqa: E402
 from bot.sources.venues import parse_raw_message  # noqa: E402
-from bot.wiring import build  # noqa: E402
-from tests.localexchange import local_secrets  # noqa: E402
-from tests.localexchange.tapes import tape_messages  # noqa: E402
 
 TAPE = ROOT / "bot/data/binance-btcusdt_2024-12-04_06.csv"
 THRESHOLD_USD = 50_000.0
@@ -116,7 +116,7 @@ async def run(reactions: int, gap_s: float) -> None:
     bursts = make_bursts(reactions)
     check_crossings(bursts)
     proc = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is timed
-        [sys.executable, "-m", "tests.localexchange"],
+        [sys.executable, "-m", "bot.sim.localexchange"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.charts import PNG_SIGNATURE, ChartInput, render_chart, window_series
 from bot.events import Anomaly, Liquidation, PriceTick
+from bot.notify.charts import PNG_SIGNATURE, ChartInput, render_chart, window_series
 
 DATA = Path(__file__).resolve().parents[1] / "bot" / "data"
 

@@ -228,7 +228,7 @@ def test_bad_durations(text: str) -> None:
 def test_columnar_and_streaming_paths_print_the_same(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.detector_batch as batch
+    import bot.detector.batch as batch
 
     sources = {
         "tape.csv": TAPE.read_bytes(),

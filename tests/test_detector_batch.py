@@ -11,14 +11,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import bot.columnar as columnar
-from bot.columnar import TapeColumns, UnsupportedFastPath, read_unified_columns
-from bot.columnar_scan import cents_of
+import bot.sources.columnar as columnar
 from bot.config.rules import RuleConfig
 from bot.detector import Detector, anomaly_to_json
-from bot.detector_batch import detect_batch, detect_file_fast
+from bot.detector.batch import detect_batch, detect_file_fast
 from bot.events import Anomaly, Calm, Liquidation
 from bot.money import usd_to_cents
+from bot.sources.columnar import TapeColumns, UnsupportedFastPath, read_unified_columns
+from bot.sources.columnar_scan import cents_of
 from bot.sources.files import TapeError, open_tape
 from tests.test_detector_properties import tapes
 

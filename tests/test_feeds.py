@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
 from bot.events import Calm, FeedStatus, Liquidation
-from bot.pipeline.feeds import FeedBook, tick_rules
+from bot.sources.feeds import FeedBook, tick_rules
 
 RULES = [
     RuleConfig(name="all"),

@@ -10,14 +10,14 @@ import pytest
 from pydantic import SecretStr
 
 from bot.brokers.ccxt_broker import CcxtBroker
+from bot.brokers.client_ids import venue_client_id
+from bot.ccxt.exchange import ErrorKind, classify_error, describe_error, make_exchange
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import OrderIntent, OrderResult
-from bot.live.client_ids import venue_client_id
-from bot.live.exchange import ErrorKind, classify_error, describe_error, make_exchange
 from bot.secrets import Secrets
-from tests.localexchange import local_secrets, serve
-from tests.localexchange.binance import LocalBinance
-from tests.localexchange.deribit import PUT_ID, PUT_SYMBOL, LocalDeribit, option_market
+from bot.sim.localexchange import local_secrets, serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.deribit import PUT_ID, PUT_SYMBOL, LocalDeribit, option_market
 
 
 def secrets(key: str = "test-key", secret: str = "test-secret") -> Secrets:

@@ -10,13 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.brokers.ccxt_broker import CcxtBroker
+from bot.ccxt.exchange import make_exchange
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import OrderIntent
-from bot.live.exchange import make_exchange
 from bot.secrets import Secrets
-from tests.localexchange import serve
-from tests.localexchange.bybit import BYBIT_KEYS, LocalBybitRest
-from tests.localexchange.markets import bybit_markets
+from bot.sim.localexchange import serve
+from bot.sim.localexchange.bybit import BYBIT_KEYS, LocalBybitRest
+from bot.sim.localexchange.markets import bybit_markets
 
 
 def bybit_market() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """An anomaly on the live stream becomes the right orders on the local exchange.
 
 Everything real except the exchange: ccxt.pro stream -> Detector -> Orchestrator (policy, risk,
-auto approval, journal) -> CcxtBroker -> signed REST on the local Binance, all via bot.wiring.
+auto approval, journal) -> CcxtBroker -> signed REST on the local Binance, all via bot.app.wiring.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from bot.app.live import create_live_sources
+from bot.app.wiring import build
 from bot.config.loader import load_settings
-from bot.live.factory import create_live_sources
+from bot.sim.localexchange import local_secrets, serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.tapes import tape_messages
 from bot.sources.venues import parse_raw_message
-from bot.wiring import build
-from tests.localexchange import local_secrets, serve
-from tests.localexchange.binance import LocalBinance
-from tests.localexchange.tapes import tape_messages
 
 TAPE = Path(__file__).resolve().parents[1] / "bot/data/binance-btcusdt_2024-12-04_06.csv"
 THRESHOLD_USD = 100_000.0

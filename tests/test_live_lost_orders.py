@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.localexchange.binance import LocalBinance
+from bot.sim.localexchange.binance import LocalBinance
 from tests.test_live_broker import intent, local_broker
 
 

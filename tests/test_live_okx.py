@@ -10,13 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.brokers.ccxt_broker import CcxtBroker
+from bot.brokers.client_ids import venue_client_id
+from bot.ccxt.exchange import make_exchange
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import OrderIntent
-from bot.live.client_ids import venue_client_id
-from bot.live.exchange import make_exchange
 from bot.secrets import Secrets
-from tests.localexchange import serve
-from tests.localexchange.okx import OKX_KEYS, LocalOkx, okx_swap_market
+from bot.sim.localexchange import serve
+from bot.sim.localexchange.okx import OKX_KEYS, LocalOkx, okx_swap_market
 
 CT_VAL = okx_swap_market()["contractSize"]
 

@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.config.loader import ConfigError, load_settings
-from bot.config.settings import Settings
-from bot.events import OrderIntent
-from bot.journal import SqlJournal, default_journal_url, to_payload
-from bot.live.factory import (
+from bot.app.gate import LiveRefused, check_live_request, live_gate
+from bot.app.live import (
     LiveSetupError,
     create_ccxt_broker,
     create_live_sources,
@@ -19,12 +16,15 @@ from bot.live.factory import (
     unsettled_orders,
     venue_names,
 )
-from bot.live.safety import LiveRefused, check_live_request, live_gate
-from bot.live.streams import LiveStreams
-from bot.live.throttle import IdleCreditThrottler
+from bot.ccxt.throttle import IdleCreditThrottler
+from bot.config.loader import ConfigError, load_settings
+from bot.config.settings import Settings
+from bot.events import OrderIntent
+from bot.journal import SqlJournal, default_journal_url, to_payload
 from bot.secrets import Secrets
-from tests.localexchange import local_secrets, serve
-from tests.localexchange.binance import LocalBinance
+from bot.sim.localexchange import local_secrets, serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sources.streams import LiveStreams
 
 
 def keys(key: str = "test-key", secret: str = "test-secret") -> Secrets:

@@ -9,18 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from bot.ccxt.exchange import make_exchange
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import FeedStatus, Liquidation, PriceTick
-from bot.live.exchange import make_exchange
-from bot.live.recording import Dedupe, RawRecorder
-from bot.live.streams import LiveStreams, VenueStream
+from bot.sim.localexchange import serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.fakes import LocalBybit, LocalOkx, bybit_message, okx_message
+from bot.sim.localexchange.markets import bybit_markets, okx_markets
+from bot.sim.localexchange.tapes import force_order_message, tape_messages
 from bot.sources.files import open_tape
+from bot.sources.recording import Dedupe, RawRecorder
+from bot.sources.streams import LiveStreams, VenueStream
 from bot.sources.venues import parse_raw_message
-from tests.localexchange import serve
-from tests.localexchange.binance import LocalBinance
-from tests.localexchange.fakes import LocalBybit, LocalOkx, bybit_message, okx_message
-from tests.localexchange.markets import bybit_markets, okx_markets
-from tests.localexchange.tapes import force_order_message, tape_messages
 
 TAPE = Path(__file__).resolve().parents[1] / "bot/data/binance-btcusdt_2024-12-04_06.csv"
 WAIT_S = 10.0  # generous upper bound for a local round trip; never a timing assertion

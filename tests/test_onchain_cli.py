@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.events import Liquidation
-from bot.onchain.history import LogReader
 from bot.sources.files import open_tape
+from bot.sources.onchain.history import LogReader
 from tests.chain.anvil import Anvil
 from tests.chain.fixtures import anvil, anvil_world  # noqa: F401
 from tests.chain.world import World

@@ -1,4 +1,4 @@
-"""An on-chain cascade on anvil drives an anomaly and a paper response, through bot.wiring.
+"""An on-chain cascade on anvil drives an anomaly and a paper response, through bot.app.wiring.
 
 anvil (Aave + Compound stubs) -> OnchainSource (websocket, confirmations) -> Orchestrator
 (Detector, policy, risk, auto approval, journal) -> PaperBroker.
@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bot.app.wiring import build
 from bot.config.loader import load_settings
 from bot.events import FeedStatus, Liquidation, PriceTick
-from bot.onchain.factory import create_onchain_sources
-from bot.onchain.live import OnchainSource
-from bot.wiring import build
+from bot.sources.onchain.factory import create_onchain_sources
+from bot.sources.onchain.live import OnchainSource
 from tests.chain.anvil import Anvil
 from tests.chain.fixtures import anvil, anvil_world  # noqa: F401
 from tests.chain.world import World

@@ -11,9 +11,9 @@ from bot.config.chains import (
     CometMarket,
 )
 from bot.logs import register_secrets
-from bot.onchain import events as ev
-from bot.onchain.health import ChainHealth
-from bot.onchain.rpc import RangeRefused, RpcError, scrub
+from bot.sources.onchain import events as ev
+from bot.sources.onchain.health import ChainHealth
+from bot.sources.onchain.rpc import RangeRefused, RpcError, scrub
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from bot.onchain.history import ChunkSizer, LogReader
-from bot.onchain.rpc import RpcError, http_web3
+from bot.sources.onchain.history import ChunkSizer, LogReader
+from bot.sources.onchain.rpc import RpcError, http_web3
 from tests.chain.fixtures import anvil, anvil_world, any_world, proxy  # noqa: F401
 from tests.chain.proxy import RpcProxy
 from tests.chain.world import World

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from bot.events import Liquidation
-from bot.onchain.history import LogReader
+from bot.sources.onchain.history import LogReader
 from tests.chain.fixtures import any_world  # noqa: F401
 from tests.chain.world import ORACLE_UNIT, World
 

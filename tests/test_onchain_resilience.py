@@ -9,9 +9,9 @@ from typing import Any
 from loguru import logger
 
 from bot.journal import SqlJournal
-from bot.onchain.history import LogReader
-from bot.onchain.live import OnchainSource
-from bot.onchain.rpc import http_web3
+from bot.sources.onchain.history import LogReader
+from bot.sources.onchain.live import OnchainSource
+from bot.sources.onchain.rpc import http_web3
 from tests.chain.anvil import Anvil
 from tests.chain.fixtures import anvil, anvil_world, proxy  # noqa: F401
 from tests.chain.proxy import RpcProxy

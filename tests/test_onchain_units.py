@@ -10,10 +10,10 @@ from web3.exceptions import Web3RPCError
 
 from bot.config.loader import ConfigError, load_settings
 from bot.logs import redact
-from bot.onchain import events as ev
-from bot.onchain.factory import create_onchain_sources, rpc_urls
-from bot.onchain.rpc import classify
 from bot.secrets import Secrets
+from bot.sources.onchain import events as ev
+from bot.sources.onchain.factory import create_onchain_sources, rpc_urls
+from bot.sources.onchain.rpc import classify
 
 
 def test_topic0_are_those_of_the_protocols() -> None:

@@ -17,14 +17,14 @@ from bot.config import ConfigError, load_settings
 from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
+from bot.engine import ids
+from bot.engine.orchestrator import Orchestrator
 from bot.events import Anomaly, Liquidation, PriceTick, TradingStateChanged
 from bot.interfaces import Approver
 from bot.journal import SqlJournal, default_journal_url
 from bot.notify.format import Notice, render
-from bot.orchestrator import Orchestrator
-from bot.pipeline import ids
-from bot.replay import replay_events
 from bot.risk import RiskGate
+from bot.sources.replay import replay_events
 from strategies.base import Plan, StrategyContext
 from strategies.registry import register
 

@@ -16,12 +16,14 @@ from typing import Any
 
 from sqlalchemy import event
 
+from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
 from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
+from bot.engine.orchestrator import Orchestrator
 from bot.events import (
     Calm,
     FeedStatus,
@@ -35,10 +37,8 @@ from bot.events import (
 from bot.journal import SqlJournal, default_journal_url
 from bot.logs import register_secrets
 from bot.notify.format import render
-from bot.orchestrator import Orchestrator
-from bot.pipeline.feeds import merged_sources
 from bot.risk import RiskGate
-from bot.telegram.control import RuntimeControl
+from bot.sources.feeds import merged_sources
 
 V, S = "binance-usdm", "BTCUSDT"
 REDUCE = {"levels": {1: [{"strategy": "reduce_exposure", "params": {"fraction": 0.5}}]}}

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from bot.app.scheduling import build_scheduler
+from bot.app.wiring import NotAvailable, build, open_session
 from bot.clock import SimClock, WallClock
 from bot.config.settings import Settings
 from bot.events import ApprovalRequest, Decision, FeedStatus, Liquidation, PriceTick
 from bot.interfaces import Clock
-from bot.replay import replay_events
-from bot.scheduling import build_scheduler
 from bot.secrets import Secrets
-from bot.wiring import NotAvailable, build, open_session
+from bot.sources.replay import replay_events
 
 V, S = "binance-usdm", "BTCUSDT"
 SETTINGS = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SimClock
+from bot.engine import ids
 from bot.events import (
     Action,
     ApprovalMode,
@@ -18,7 +19,6 @@ from bot.events import (
     RiskVerdict,
     TradingState,
 )
-from bot.pipeline import ids
 from bot.risk import RiskGate
 from tests.test_orchestrator import S, V, _kinds, _liq, _make, _price
 

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from bot.app.wiring import Runtime, build
 from bot.cli import app
 from bot.clock import SimClock
 from bot.config.settings import Settings
 from bot.detector import Detector
+from bot.engine import ids
 from bot.events import Anomaly, Calm, Liquidation, PriceTick
-from bot.pipeline import ids
-from bot.replay import merge, run_replay
 from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
-from bot.wiring import Runtime, build
+from bot.sources.replay import merge, run_replay
 
 TAPE = Path(str(files("bot").joinpath("data", "binance-btcusdt_2024-12-04_06.csv")))
 PRICES = read_prices(Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv"))))

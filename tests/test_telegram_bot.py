@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from bot.charts import PNG_SIGNATURE, ChartInput
 from bot.clock import WallClock
 from bot.events import (
     Anomaly,
@@ -28,6 +27,7 @@ from bot.events import (
 )
 from bot.journal import SqlJournal
 from bot.logs import setup_logging
+from bot.notify.charts import PNG_SIGNATURE, ChartInput
 from bot.telegram.commands import HistoryItem, RuleView, StatusView
 from bot.telegram.factory import TelegramParts, create_telegram
 from tests.telegram_server import (

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.charts import PNG_SIGNATURE
 from bot.cli import app
 from bot.journal import SqlJournal
+from bot.notify.charts import PNG_SIGNATURE
 from tests.telegram_server import ALICE, HMAC_KEY, TOKEN, FakeTelegram
 
 CHAT = ALICE  # a private chat with the bot (a group is held to 20 messages a minute)

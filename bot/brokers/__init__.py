@@ -1,4 +1,4 @@
-"""Brokers behind bot.interfaces.Broker: paper (simulated fills) now, ccxt via bot.wiring.
+"""Brokers behind bot.interfaces.Broker: paper (simulated fills) now, ccxt via bot.app.wiring.
 
 Rules for every broker: `submit` is never blind-retried; an order whose outcome is unknown
 (timeout) is looked up by its client id before anything is sent again, and the same client id

@@ -24,9 +24,9 @@ from tenacity import (
 )
 
 from bot.brokers.ccxt_convert import now_ms, open_order_from_ccxt, position_from_ccxt
+from bot.ccxt.exchange import MarketsKeeper, is_transient
 from bot.config.venues import venue_label
 from bot.events import OpenOrder, OrderIntent, OrderResult, Portfolio, Position
-from bot.live.exchange import MarketsKeeper, is_transient
 
 STABLES = ("USDT", "USDC", "USD", "FDUSD", "BUSD")
 # open-order reads per ccxt id: plain orders, then stops (Binance algo, OKX conditional algo)

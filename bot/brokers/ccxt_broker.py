@@ -14,7 +14,7 @@ Contents, in the order an action meets them:
   doubt is `failed` with "outcome unknown": a person looks.
 - CcxtBroker.lookup: the order with a client id (per venue: bot.brokers.ccxt_venues)
 - CcxtBroker.reconcile: at start, orders the journal sent without a result, looked up
-- reads retried (tenacity) on transient ccxt errors only; errors mapped in bot.live.exchange
+- reads retried (tenacity) on transient ccxt errors only; errors mapped in bot.ccxt.exchange
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from bot.brokers.ccxt_convert import (
     result_from_ccxt,
 )
 from bot.brokers.ccxt_venues import cancel_by_client_id, client_id_params, find_order
-from bot.config.venues import config_venue, venue_label
-from bot.events import OpenOrder, OrderIntent, OrderResult, Position
-from bot.live.client_ids import venue_client_id
-from bot.live.exchange import (
+from bot.brokers.client_ids import venue_client_id
+from bot.ccxt.exchange import (
     ErrorKind,
     classify_error,
     describe_error,
 )
+from bot.config.venues import config_venue, venue_label
+from bot.events import OpenOrder, OrderIntent, OrderResult, Position
 
 __all__ = ["STABLES", "CcxtBroker", "OnRejected", "Reconciliation"]
 

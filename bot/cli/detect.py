@@ -172,8 +172,8 @@ def _batch(
     """The columnar path for unified CSV (same output as _stream); False if it does not apply."""
     if any(t.format != "unified" for t in tapes):
         return False
-    from bot.columnar import UnsupportedFastPath
-    from bot.detector_batch import detect_file_fast
+    from bot.detector.batch import detect_file_fast
+    from bot.sources.columnar import UnsupportedFastPath
 
     total = sum(t.size_bytes for t in tapes)
     with _progress(err, total) as progress:

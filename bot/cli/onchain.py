@@ -27,7 +27,7 @@ from bot.events import Liquidation
 from bot.secrets import load_secrets
 
 if TYPE_CHECKING:  # web3 costs ~1 s to import: only `fetch-onchain` pays for it
-    from bot.onchain.history import LogReader
+    from bot.sources.onchain.history import LogReader
 
 CSV_COLUMNS = ["ts_ms", "venue", "symbol", "side", "price", "quantity", "notional_usd"]
 
@@ -126,9 +126,9 @@ def fetch_onchain(
     if (from_block is None) == (since is None):
         _err("give exactly one of --from-block and --since")
         raise typer.Exit(2)
-    from bot.onchain.factory import rpc_urls
-    from bot.onchain.history import ChainMismatch, LogReader
-    from bot.onchain.rpc import RpcError, http_web3
+    from bot.sources.onchain.factory import rpc_urls
+    from bot.sources.onchain.history import ChainMismatch, LogReader
+    from bot.sources.onchain.rpc import RpcError, http_web3
 
     now_s = time.time()
     try:

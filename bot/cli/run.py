@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
 
+from bot.app.scheduling import build_scheduler
+from bot.app.wiring import Runtime, SetupError, build, live_sources, live_start, onchain_sources
 from bot.cli import app
 from bot.cli.journal_view import print_journal
 from bot.cli.view import status_view, summary_view
@@ -30,17 +32,15 @@ from bot.clock import SimClock
 from bot.config import ConfigError, load_settings
 from bot.config.settings import Settings
 from bot.config.template import TEMPLATE
+from bot.engine.summary import summarize
 from bot.events import FeedStatus, Liquidation, PriceTick
 from bot.journal import SqlJournal, default_journal_url
 from bot.logs import register_secrets, setup_logging
-from bot.pipeline.feeds import merged_sources
-from bot.pipeline.summary import summarize
-from bot.replay import merge, parse_speed, run_replay, speed_for
-from bot.scheduling import build_scheduler
 from bot.secrets import load_secrets
+from bot.sources.feeds import merged_sources
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
-from bot.wiring import Runtime, SetupError, build, live_sources, live_start, onchain_sources
+from bot.sources.replay import merge, parse_speed, run_replay, speed_for
 
 BUNDLED_TAPE = "binance-btcusdt_2024-12-04_06.csv"
 BUNDLED_PRICES = "BTCUSDT-5m_2024-12-04_06.csv"

@@ -8,8 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bot.engine.summary import Summary
 from bot.notify.format import usd, utc
-from bot.pipeline.summary import Summary
 
 
 def status_view(status: dict[str, Any], done: int, total: int | None, title: str) -> RenderableType:

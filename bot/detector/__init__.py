@@ -1,7 +1,7 @@
 """The liquidation-anomaly detector, exactly per docs/detector.md.
 
 Public surface: Detector (streaming, several rules), RuleStatus, Thresholds, anomaly_to_json.
-The columnar batch path for files is bot.detector_batch.detect_batch (same output).
+The columnar batch path for files is bot.detector.batch.detect_batch (same output).
 """
 
 from bot.detector._detector import SNAPSHOT_VERSION, Detector

@@ -27,7 +27,7 @@ from bot.interfaces import Clock, Journal
 from bot.notify.format import usd, utc
 
 if TYPE_CHECKING:
-    from bot.charts import ChartInput
+    from bot.notify.charts import ChartInput
     from bot.telegram.app import TelegramApp
     from bot.telegram.approvals import TelegramApprover
     from bot.telegram.nonce import NonceStore, Redeemed

@@ -14,12 +14,12 @@ from typing import Any
 
 from telegram.error import TelegramError
 
-from bot.charts import render_chart
 from bot.config.loader import ConfigError
 from bot.config.settings import Settings
 from bot.interfaces import Broker, Clock, Journal
 from bot.journal import SqlJournal
 from bot.logs import register_secrets
+from bot.notify.charts import render_chart
 from bot.secrets import Secrets
 from bot.telegram.app import TelegramApp
 from bot.telegram.approvals import Report, TelegramApprover
@@ -47,8 +47,8 @@ class TelegramParts:
     def attach_runtime(
         self, orchestrator: Any, broker: Broker, journal: SqlJournal, settings: Settings
     ) -> None:
-        """Attach the runtime built by bot.wiring (an Orchestrator and its parts)."""
-        from bot.telegram.control import RuntimeControl
+        """Attach the runtime built by bot.app.wiring (an Orchestrator and its parts)."""
+        from bot.app.telegram_control import RuntimeControl
 
         self.attach(RuntimeControl(orchestrator, broker, journal, settings))
 

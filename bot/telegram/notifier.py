@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from telegram.error import NetworkError, RetryAfter, TelegramError
 
-from bot.charts import render_chart
 from bot.config.telegram import TelegramConfig
 from bot.events import Anomaly, ApprovalRequest, Decision
+from bot.notify.charts import render_chart
 from bot.telegram.app import TelegramApp
 from bot.telegram.text import format_event
 
 if TYPE_CHECKING:
-    from bot.charts import ChartInput
+    from bot.notify.charts import ChartInput
 
 ChartSource = Callable[[], Awaitable["ChartInput | None"]]
 _MAX_TEXT = 4096

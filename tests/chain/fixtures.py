@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from bot.onchain.rpc import http_web3
+from bot.sources.onchain.rpc import http_web3
 from tests.chain.anvil import Anvil, running_anvil, tester_web3
 from tests.chain.proxy import RpcProxy
 from tests.chain.world import World, build_world

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from bot.events import FeedStatus, Liquidation
-from bot.onchain.history import LogReader
-from bot.onchain.live import OnchainSource
-from bot.onchain.rpc import http_web3
+from bot.sources.onchain.history import LogReader
+from bot.sources.onchain.live import OnchainSource
+from bot.sources.onchain.rpc import http_web3
 from tests.chain.world import World
 
 STEP_S = 10.0  # generous bound for one awaited event; tests never assert on timing

@@ -2,7 +2,7 @@
 
 Contents:
 - VenueStream: one venue's socket. ccxt.pro dials, subscribes and pings; every raw message
-  is tapped (bot.live.exchange) and parsed by the venue parsers of bot.sources.venues, so
+  is tapped (bot.ccxt.exchange) and parsed by the venue parsers of bot.sources.venues, so
   USD, sides and OKX's extra details are ours, not ccxt's. Reconnects with exponential
   backoff and jitter (tenacity), counts reconnects, measures clock skew.
   binance: watch_liquidations_for_symbols([]) -> `!forceOrder@arr`
@@ -27,10 +27,10 @@ import ccxt
 from loguru import logger
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
+from bot.ccxt.exchange import MarketsKeeper, classify_error, describe_error
 from bot.config.venues import VenueConfig
 from bot.events import FeedStatus, Liquidation, PriceTick
-from bot.live.exchange import MarketsKeeper, classify_error, describe_error
-from bot.live.recording import Dedupe, RawRecorder
+from bot.sources.recording import Dedupe, RawRecorder
 from bot.sources.venues import MalformedMessage, parse_raw_message
 
 Event = Liquidation | FeedStatus | PriceTick

@@ -13,12 +13,12 @@ from typing import Any
 
 from loguru import logger
 
-from bot.charts import ChartInput
 from bot.config.settings import Settings
+from bot.engine.orchestrator import Orchestrator
 from bot.events import Anomaly, Portfolio, TradingState, TradingStateChanged
 from bot.interfaces import Broker
 from bot.journal import SqlJournal
-from bot.orchestrator import Orchestrator
+from bot.notify.charts import ChartInput
 from bot.telegram.commands import HistoryItem, RuleView, StatusView
 
 _SAMPLES = 3000  # 25 h at one sample per 30 s

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.brokers.ccxt_broker import CcxtBroker
+from bot.ccxt.exchange import credentials, describe_error
 from bot.config.policy import LevelsPolicy
 from bot.config.settings import Settings
 from bot.config.venues import config_venue, venue_label
-from bot.live.exchange import credentials, describe_error
 from bot.secrets import Secrets
 
 Echo = Callable[[str], None]
@@ -122,7 +122,7 @@ async def live_gate(
 ) -> None:
     """Run every check; print the banner; raise LiveRefused if anything is wrong.
 
-    The keys themselves were required when the broker was made (bot.live.factory)."""
+    The keys themselves were required when the broker was made (bot.app.live)."""
     check_live_switches(settings, live_flag)
     check_policy_venues(settings)
     ex_cfg = settings.exchanges

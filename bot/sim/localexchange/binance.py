@@ -30,11 +30,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from tests.localexchange.binance_account import AccountReads, BinanceError, Position
+from bot.sim.localexchange.binance_account import AccountReads, BinanceError, Position
 
-SNAPSHOT = (
-    Path(__file__).resolve().parents[1] / "fixtures/payloads/binanceusdm_markets_snapshot.json"
-)
+SNAPSHOT = Path(__file__).resolve().parent / "binanceusdm_markets_snapshot.json"
 
 
 def market_infos() -> list[dict[str, Any]]:

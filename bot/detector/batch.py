@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.columnar import TapeColumns, read_unified_columns
 from bot.config.rules import RuleConfig
 from bot.detector import Thresholds, top_names
 from bot.events import Anomaly, Calm
+from bot.sources.columnar import TapeColumns, read_unified_columns
 from bot.sources.files import TapeStats
 from bot.symbols import symbol_matches, venue_matches
 
@@ -92,7 +92,7 @@ def detect_file_fast(
     """Read unified CSV files (plain or gzip) as columns and detect in batch.
 
     `progress(bytes_done, bytes_total)` follows the (compressed) bytes read. Raises
-    bot.columnar.UnsupportedFastPath for a file the columnar reader does not take (the caller
+    UnsupportedFastPath for a file the columnar reader does not take (the caller
     falls back to the streaming sources) and TapeError for a file that is not a tape.
     """
     total = sum(Path(p).stat().st_size for p in paths)

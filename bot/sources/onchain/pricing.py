@@ -30,8 +30,8 @@ from web3 import AsyncWeb3
 
 from bot.config.chains import ChainConfig
 from bot.events import Liquidation
-from bot.onchain import events as ev
-from bot.onchain.rpc import RetryPolicy, RpcError, call
+from bot.sources.onchain import events as ev
+from bot.sources.onchain.rpc import RetryPolicy, RpcError, call
 
 COMET_BASE_ABI = [ev._fn("baseToken", [], ["address"])]
 

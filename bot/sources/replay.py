@@ -18,8 +18,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 from bot.clock import SimClock
+from bot.engine.orchestrator import Orchestrator
 from bot.events import Liquidation, PriceTick
-from bot.orchestrator import Orchestrator
 
 Replayed = Liquidation | PriceTick
 

@@ -31,6 +31,9 @@ from loguru import logger
 from bot.brokers.paper import PaperBroker, PaperLiquidation
 from bot.config.policy import PolicyConfig, ResolvedAction
 from bot.detector import Detector
+from bot.engine import ids
+from bot.engine.execute import ActionExecutor
+from bot.engine.state import Counters, StateStore, run_status
 from bot.events import (
     Action,
     Anomaly,
@@ -49,11 +52,8 @@ from bot.journal import SqlJournal
 from bot.logs import redact
 from bot.notify.background import BackgroundNotifier
 from bot.notify.format import Notice
-from bot.pipeline import ids
-from bot.pipeline.execute import ActionExecutor
-from bot.pipeline.feeds import FeedBook, tick_rules
-from bot.pipeline.state import Counters, StateStore, run_status
 from bot.risk import RiskGate
+from bot.sources.feeds import FeedBook, tick_rules
 from strategies.base import StrategyContext, StrategyError, run_plan
 
 Event = Liquidation | PriceTick | FeedStatus

@@ -13,7 +13,7 @@ caller retries the range later instead of losing the event.
 
 Providers refuse wide ranges differently (a block cap, Infura's 10,000-result cap, free tiers
 allowing 5-10 blocks): every refusal halves the range of the same request, so the reader
-walks any provider without knowing its limit; rate limits back off (bot.onchain.rpc).
+walks any provider without knowing its limit; rate limits back off (bot.sources.onchain.rpc).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from web3 import AsyncWeb3
 
 from bot.config.chains import ChainConfig
 from bot.events import Liquidation
-from bot.onchain.events import LogRef, UndecodableLog, decode_log
-from bot.onchain.pricing import Pricer, PricingError, log_filter_topics, watched_markets
-from bot.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call, scrub
+from bot.sources.onchain.events import LogRef, UndecodableLog, decode_log
+from bot.sources.onchain.pricing import Pricer, PricingError, log_filter_topics, watched_markets
+from bot.sources.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call, scrub
 
 REGROW_AFTER = 8  # successes in a row before trying a range twice as wide again
 

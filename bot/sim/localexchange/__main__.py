@@ -1,4 +1,4 @@
-"""`python -m tests.localexchange [--port N]`: serve the local Binance (with control routes)
+"""`python -m bot.sim.localexchange [--port N]`: serve the local Binance (with control routes)
 on 127.0.0.1 and print `PORT <n>` once listening; runs until killed."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from tests.localexchange import serve
-from tests.localexchange.binance import LocalBinance
-from tests.localexchange.control import add_control
+from bot.sim.localexchange import serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.control import add_control
 
 
 async def main(port: int) -> None:

@@ -3,7 +3,7 @@
 Contents: TapeColumns (from_liquidations, concat), UnsupportedFastPath, read_unified_columns.
 
 The reader parses a 16 MB block at a time with numpy's C reader and column-wise checks
-(bot.columnar_scan), never a Python loop per row. Any row those checks do not plainly accept
+(bot.sources.columnar_scan), never a Python loop per row. Any row those checks do not plainly accept
 goes through the streaming source's own row parser (bot.sources.formats.UnifiedRows), so
 acceptance, rejection reasons, line numbers and cents are the streaming path's, row for row.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.columnar_scan import scan_lines
 from bot.events import Liquidation
 from bot.money import usd_to_cents
+from bot.sources.columnar_scan import scan_lines
 from bot.sources.files import GIVE_UP_AFTER, TapeStats, open_binary, open_tape
 from bot.sources.formats import UNIFIED_COLUMNS, UnifiedRows, is_header, split_csv
 from bot.sources.validate import MalformedMessage, TapeError

@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from bot.approvals.base import ApprovalState, state_after, timeout_decision, transition
+from bot.engine import ids
 from bot.events import (
     Action,
     ApprovalMode,
@@ -35,7 +36,6 @@ from bot.events import (
 from bot.interfaces import Approver, Broker, Clock, Notifier
 from bot.journal import SqlJournal, to_payload
 from bot.notify.format import Notice
-from bot.pipeline import ids
 from bot.risk import RiskGate
 
 APPROVAL_GRACE_MS = 5_000  # an approver still silent this long after its deadline is cut off

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.localexchange.markets import okx_markets
+from bot.sim.localexchange.markets import okx_markets
 
 OKX_KEYS = ("okx-key", "okx-secret", "okx-pass")
 

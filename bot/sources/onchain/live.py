@@ -26,7 +26,7 @@ Design ("the websocket is the doorbell, eth_getLogs is the ledger"):
   goes on; a node down or throttling is `reconnecting` (the range is read again later); any
   other failure of the loop (garbage answers, a bad key, a bug) is `blind` with its reason,
   retried with backoff; a newest block older than `max_head_age_s` is `blind` too
-  (bot.onchain.health). Every reason is scrubbed of URLs (they embed API keys).
+  (bot.sources.onchain.health). Every reason is scrubbed of URLs (they embed API keys).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
 
 from bot.events import FeedStatus, Liquidation
 from bot.interfaces import Journal
-from bot.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
-from bot.onchain.health import ChainHealth
-from bot.onchain.history import ChainMismatch, LogReader, RejectedLog
-from bot.onchain.rpc import RpcError, describe, scrub
+from bot.sources.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
+from bot.sources.onchain.health import ChainHealth
+from bot.sources.onchain.history import ChainMismatch, LogReader, RejectedLog
+from bot.sources.onchain.rpc import RpcError, describe, scrub
 
 RECENT_RELEASED = 10_000  # released log keys kept to recognise late websocket copies
 LogKey = tuple[str, str]  # (event_id, block_hash)

@@ -13,16 +13,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.app.gate import Echo, live_gate
 from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
+from bot.ccxt.exchange import credentials, make_exchange
 from bot.config.settings import Settings
 from bot.config.venues import config_venue
 from bot.events import OrderIntent
 from bot.interfaces import LiveSource
-from bot.live.exchange import credentials, make_exchange
-from bot.live.recording import RawRecorder
-from bot.live.safety import Echo, live_gate
-from bot.live.streams import LiveStreams, VenueStream
 from bot.secrets import Secrets
+from bot.sources.recording import RawRecorder
+from bot.sources.streams import LiveStreams, VenueStream
 
 STREAM_VENUES = ("binance", "bybit", "okx")
 _KEY_VARS = {

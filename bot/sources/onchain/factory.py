@@ -14,10 +14,10 @@ from bot.config.settings import Settings
 from bot.events import Liquidation
 from bot.interfaces import Journal, LiveSource
 from bot.logs import register_secrets
-from bot.onchain.history import LogReader
-from bot.onchain.live import OnchainSource
-from bot.onchain.rpc import http_web3
 from bot.secrets import Secrets
+from bot.sources.onchain.history import LogReader
+from bot.sources.onchain.live import OnchainSource
+from bot.sources.onchain.rpc import http_web3
 
 SECRET_CHAIN = "ethereum"  # the chain LIQGUARD_ETH_RPC_HTTP / LIQGUARD_ETH_RPC_WS belong to
 

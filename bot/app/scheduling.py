@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.orchestrator import Orchestrator
+from bot.engine.orchestrator import Orchestrator
 
 TICK_S = 1.0
 EXPIRE_S = 2.0

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.localexchange.binance import LocalBinance
+from bot.sim.localexchange.binance import LocalBinance
 
 
 def add_control(server: LocalBinance) -> None:

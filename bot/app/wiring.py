@@ -25,11 +25,11 @@ from bot.clock import SimClock, WallClock
 from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
+from bot.engine.orchestrator import Orchestrator
 from bot.interfaces import Approver, Broker, Clock, LiveSource, Notifier
 from bot.journal import SqlJournal, default_journal_url
 from bot.notify import FanOut
 from bot.notify.console import ConsoleNotifier
-from bot.orchestrator import Orchestrator
 from bot.risk import RiskGate
 from bot.secrets import Secrets
 
@@ -48,11 +48,11 @@ class NotAvailable(SetupError):
 def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> list[LiveSource]:
     """Live liquidation streams of `names` (binance, bybit, okx) through ccxt."""
     try:
-        from bot.live.factory import create_live_sources
+        from bot.app.live import create_live_sources
     except ImportError as exc:
         raise NotAvailable(
             f"live venue streams are not available in this build ({exc}); "
-            "they come from bot/live/factory.py (create_live_sources). Use `liqguard replay`."
+            "they come from bot/app/live.py (create_live_sources). Use `liqguard replay`."
         ) from None
     try:
         return list(create_live_sources(settings, secrets, list(names)))
@@ -63,11 +63,11 @@ def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> 
 def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
     """The real-money broker (live mode only)."""
     try:
-        from bot.live.factory import create_ccxt_broker
+        from bot.app.live import create_ccxt_broker
     except ImportError as exc:
         raise NotAvailable(
             f"the live ccxt broker is not available in this build ({exc}); it comes from "
-            "bot/live/factory.py (create_ccxt_broker). Paper mode works without it."
+            "bot/app/live.py (create_ccxt_broker). Paper mode works without it."
         ) from None
     try:
         broker: Broker = create_ccxt_broker(settings, secrets)
@@ -79,8 +79,8 @@ def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
 async def live_start(settings: Settings, broker: Broker, journal: SqlJournal, echo: Any) -> None:
     """Before anything trades live: the --live gate (keys that can withdraw refused, a banner of
     the account), then the journal's orders without an outcome looked up at the venue."""
-    from bot.live.factory import start_live
-    from bot.live.safety import LiveRefused
+    from bot.app.gate import LiveRefused
+    from bot.app.live import start_live
 
     try:
         await start_live(settings, broker, journal, echo=echo)  # type: ignore[arg-type]
@@ -118,11 +118,11 @@ def webhook_notifiers(settings: Settings, secrets: Secrets) -> list[Notifier]:
 
 def onchain_sources(settings: Settings, secrets: Secrets, journal: SqlJournal) -> list[LiveSource]:
     try:
-        from bot.onchain.factory import create_onchain_sources
+        from bot.sources.onchain.factory import create_onchain_sources
     except ImportError as exc:
         raise NotAvailable(
             f"on-chain sources are not available in this build ({exc}); they come from "
-            "bot/onchain/factory.py (create_onchain_sources)."
+            "bot/sources/onchain/factory.py (create_onchain_sources)."
         ) from None
     return list(create_onchain_sources(settings, secrets, journal))
 

@@ -4,7 +4,7 @@ Contents:
 - classify_error / ErrorKind / VenueError: ccxt exception -> rejected | retryable | unknown
 - make_exchange: one ccxt.pro instance per account (or per public stream), demo/sandbox
   switches, endpoint overrides, no ccxt-side retries, a raw-message tap for the streams,
-  ccxt's rate limiter with idle time credited (bot.live.throttle)
+  ccxt's rate limiter with idle time credited (bot.ccxt.throttle)
 - MarketsKeeper: markets loaded once, refreshed daily (per instance)
 """
 
@@ -21,8 +21,8 @@ import ccxt
 import ccxt.pro as ccxtpro
 from loguru import logger
 
+from bot.ccxt.throttle import IdleCreditThrottler
 from bot.config.venues import CCXT_IDS, VenueConfig
-from bot.live.throttle import IdleCreditThrottler
 from bot.secrets import Secrets
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The one ccxt adapter streams and brokers share: instances, throttling, error mapping."""
