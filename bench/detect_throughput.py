@@ -4,7 +4,7 @@ Generates (seeded, cached) a realistic liquidation tape - 3 venues, 12 symbols i
 spelling, a Poisson background plus cascades where one side dominates - then runs, each in its
 own process so that time and peak memory are end to end (interpreter, imports, parsing):
 - liqguard: `.venv/bin/liqguard detect TAPE --config rules.yaml --json` (stdout to a file);
-- liqguard-fast: bot.detector.batch.detect_file_fast, the columnar path, called directly
+- liqguard-fast: bot.app.detect.detect_file_fast, the columnar path, called directly
   (what the CLI uses for unified CSV once wired; shown so both figures are visible);
 - pandas: read_csv, rolling("1h").sum() per rule, then the escalation loop over the crossings.
 It checks the anomalies agree (type, rule, time, level, threshold exactly; window sum within
@@ -172,8 +172,8 @@ def child(role: str, tape: Path, config: Path) -> None:
     if role == "pandas":
         lines = [json.dumps(x) for x in pandas_baseline(tape, rules)]
     else:
+        from bot.app.detect import detect_file_fast
         from bot.detector import anomaly_to_json
-        from bot.detector.batch import detect_file_fast
 
         lines = [json.dumps(anomaly_to_json(e)) for e in detect_file_fast([tape], rules).events]
     sys.stdout.write("".join(line + "\n" for line in lines))

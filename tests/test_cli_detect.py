@@ -228,7 +228,7 @@ def test_bad_durations(text: str) -> None:
 def test_columnar_and_streaming_paths_print_the_same(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.detector.batch as batch
+    import bot.app.detect as batch
 
     sources = {
         "tape.csv": TAPE.read_bytes(),
@@ -257,4 +257,6 @@ def test_columnar_and_streaming_paths_print_the_same(
 
 
 def _unsupported(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("streaming only")
+    from bot.sources.columnar import UnsupportedFastPath
+
+    raise UnsupportedFastPath("streaming only")

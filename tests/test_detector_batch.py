@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import bot.sources.columnar as columnar
+from bot.app.detect import detect_file_fast
 from bot.config.rules import RuleConfig
 from bot.detector import Detector, anomaly_to_json
-from bot.detector.batch import detect_batch, detect_file_fast
+from bot.detector.batch import detect_batch
 from bot.events import Anomaly, Calm, Liquidation
 from bot.money import usd_to_cents
 from bot.sources.columnar import TapeColumns, UnsupportedFastPath, read_unified_columns

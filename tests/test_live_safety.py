@@ -17,7 +17,8 @@ from bot.app.live import (
     venue_names,
 )
 from bot.ccxt.throttle import IdleCreditThrottler
-from bot.config.loader import ConfigError, load_settings
+from bot.config.errors import ConfigError
+from bot.config.loader import load_settings
 from bot.config.settings import Settings
 from bot.events import OrderIntent
 from bot.journal import SqlJournal, default_journal_url, to_payload
@@ -83,7 +84,7 @@ async def test_gate_refuses_keys_that_can_withdraw() -> None:
         broker = create_ccxt_broker(live_settings(port), keys())
         try:
             with pytest.raises(LiveRefused, match="WITHDRAW"):
-                await live_gate(live_settings(port), broker, live_flag=True, echo=print)
+                await live_gate(live_settings(port), broker, echo=print)
         finally:
             await broker.close()
     assert any(r[2] == "/sapi/v1/account/apiRestrictions" for r in server.log.requests)
@@ -98,7 +99,7 @@ async def test_gate_prints_what_it_trades_with() -> None:
         broker = create_ccxt_broker(settings, keys())
         broker.exchange.enableRateLimit = False  # client-side weights are not under test
         try:
-            await live_gate(settings, broker, live_flag=True, echo=printed.append)
+            await live_gate(settings, broker, echo=printed.append)
         finally:
             await broker.close()
     banner = "\n".join(printed)
@@ -118,7 +119,7 @@ async def test_gate_allows_withdrawal_keys_only_when_told() -> None:
         broker = create_ccxt_broker(settings, keys())
         broker.exchange.enableRateLimit = False  # client-side weights are not under test
         try:
-            await live_gate(settings, broker, live_flag=True, echo=printed.append)
+            await live_gate(settings, broker, echo=printed.append)
         finally:
             await broker.close()
     checks = [r for r in server.log.requests if r[2] == "/sapi/v1/account/apiRestrictions"]
@@ -136,7 +137,7 @@ async def test_gate_refuses_keys_the_venue_rejects() -> None:
         broker = create_ccxt_broker(live_settings(port), keys(secret="bad"))
         try:
             with pytest.raises(LiveRefused, match="could not read the key's permissions"):
-                await live_gate(live_settings(port), broker, live_flag=True, echo=print)
+                await live_gate(live_settings(port), broker, echo=print)
         finally:
             await broker.close()
 

@@ -8,7 +8,8 @@ from eth_abi import encode
 from pydantic import SecretStr
 from web3.exceptions import Web3RPCError
 
-from bot.config.loader import ConfigError, load_settings
+from bot.config.errors import ConfigError
+from bot.config.loader import load_settings
 from bot.logs import redact
 from bot.secrets import Secrets
 from bot.sources.onchain import events as ev

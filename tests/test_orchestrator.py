@@ -14,11 +14,11 @@ from bot.approvals import AutoApprover, ConsoleApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
 from bot.config import ConfigError, load_settings
-from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.orchestrator import Orchestrator
+from bot.engine.policy import check_policy
 from bot.events import Anomaly, Liquidation, PriceTick, TradingStateChanged
 from bot.interfaces import Approver
 from bot.journal import SqlJournal, default_journal_url

@@ -20,10 +20,10 @@ from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
-from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.engine.orchestrator import Orchestrator
+from bot.engine.policy import check_policy
 from bot.events import (
     Calm,
     FeedStatus,

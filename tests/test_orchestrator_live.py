@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot.app.gate import LiveRefused
 from bot.app.scheduling import build_scheduler
-from bot.app.wiring import NotAvailable, build, open_session
+from bot.app.wiring import build, open_session
 from bot.clock import SimClock, WallClock
 from bot.config.settings import Settings
 from bot.events import ApprovalRequest, Decision, FeedStatus, Liquidation, PriceTick
@@ -153,5 +154,5 @@ def test_sessions_resume_until_finished(tmp_path: Path) -> None:
 
 
 def test_live_needs_both_switches(tmp_path: Path) -> None:
-    with pytest.raises(NotAvailable, match="mode: live"):
+    with pytest.raises(LiveRefused, match="mode: live"):
         _build(tmp_path, "live", SETTINGS)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price, load_account
+from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price
 from bot.clock import SimClock
 from bot.config import ConfigError
-from bot.config.policy import PaperConfig, PaperPositionConfig
+from bot.config.paper import PaperConfig, PaperPositionConfig, load_account
 from bot.events import OrderIntent, OrderResult, PriceTick
 from bot.journal import SqlJournal, default_journal_url
 

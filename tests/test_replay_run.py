@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from bot.app.runner import run_replay
 from bot.app.wiring import Runtime, build
 from bot.cli import app
 from bot.clock import SimClock
@@ -22,7 +23,7 @@ from bot.events import Anomaly, Calm, Liquidation, PriceTick
 from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
-from bot.sources.replay import merge, run_replay
+from bot.sources.replay import merge
 
 TAPE = Path(str(files("bot").joinpath("data", "binance-btcusdt_2024-12-04_06.csv")))
 PRICES = read_prices(Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv"))))
@@ -187,7 +188,7 @@ def _shape(paper: dict[str, Any]) -> dict[str, float]:
 def test_liqguard_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     # logging to CliRunner's stream would outlive it (closed file): keep pytest's sinks
-    monkeypatch.setattr("bot.cli.run.setup_logging", lambda *a, **k: None)
+    monkeypatch.setattr("bot.app.runner.setup_logging", lambda *a, **k: None)
     journal = tmp_path / "run.sqlite"
     result = CliRunner().invoke(app, ["run", "--speed", "max", "--journal", str(journal)])
     assert result.exit_code == 0, result.output

@@ -255,7 +255,8 @@ async def test_bot_token_never_reaches_the_logs(server: FakeTelegram, tmp_path: 
 
 
 def test_config_refuses_unknown_keys_and_bad_ids(server: Any = None) -> None:
-    from bot.config.loader import ConfigError, load_settings
+    from bot.config.errors import ConfigError
+    from bot.config.loader import load_settings
 
     with pytest.raises(ConfigError, match="chatid"):
         load_settings(overrides={"telegram": {"chatid": 1, "allowed_user_ids": [1]}})

@@ -64,8 +64,9 @@ async def test_run_approves_from_telegram_and_paper_executes(
     monkeypatch.setenv("LIQGUARD_TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("LIQGUARD_APPROVAL_HMAC_KEY", HMAC_KEY)
     runner = CliRunner()
+    # paced (the 2-day tape in ~9 s), so /pause lands while the run is still going
     run = asyncio.create_task(
-        asyncio.to_thread(runner.invoke, app, ["run", "--config", str(cfg), "--speed", "max"])
+        asyncio.to_thread(runner.invoke, app, ["run", "--config", str(cfg), "--speed", "20000"])
     )
     # while the replay runs, an allow-listed user asks for /status (the runtime answers)
     await server.wait_for(lambda c: "Approval needed" in str(c.params.get("text")), timeout_s=60)

@@ -16,25 +16,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.app.errors import SetupError
 from bot.brokers.ccxt_broker import CcxtBroker
 from bot.ccxt.exchange import credentials, describe_error
-from bot.config.policy import LevelsPolicy
 from bot.config.settings import Settings
 from bot.config.venues import config_venue, venue_label
+from bot.engine.policy import check_policy
 from bot.secrets import Secrets
 
 Echo = Callable[[str], None]
 
 
-class LiveRefused(RuntimeError):
+class LiveRefused(SetupError):
     """Live trading refused; the message says why and what to change."""
 
 
 def check_live_switches(settings: Settings, live_flag: bool) -> None:
-    """Condition 1: both switches."""
-    if not live_flag:
-        raise LiveRefused("live trading needs the --live flag (paper mode is the default)")
-    if settings.mode != "live":
+    """Condition 1, the one check of the two switches: either alone refuses to start."""
+    if settings.mode == "live" and not live_flag:
+        raise LiveRefused(
+            "liqguard.yaml says mode: live but --live was not given: refusing to start; "
+            "live trading needs the --live flag too (add --live to trade for real, or set "
+            "mode: paper)"
+        )
+    if live_flag and settings.mode != "live":
         raise LiveRefused(
             f"--live given but liqguard.yaml says mode: {settings.mode!r}; set `mode: live` "
             "in the config as the second, deliberate confirmation"
@@ -44,35 +49,24 @@ def check_live_switches(settings: Settings, live_flag: bool) -> None:
 def policy_venue_problems(settings: Settings) -> list[str]:
     """Policy actions whose venue the live broker cannot trade: `params.venue` must be the
     trading venue; puts (hedge mode "puts") need `options_venue` set to their option_venue."""
-    from strategies.registry import get_strategy
-
     ex = settings.exchanges
     trading = venue_label(ex.trading_venue)
-    blocks: list[tuple[str, LevelsPolicy]] = [("policy", settings.policy)]
-    blocks += [(f"policy.rules.{n}", lp) for n, lp in settings.policy.rules.items()]
     problems: list[str] = []
-    for prefix, block in blocks:
-        actions = [(f"levels.{k}", a) for k, acts in sorted(block.levels.items()) for a in acts]
-        actions += [("calm", a) for a in block.calm]
-        for where, action in actions:
-            try:
-                params = get_strategy(action.strategy).Params.model_validate(action.params)
-            except Exception:  # check_policy reports unknown strategies and bad params
-                continue
-            path = f"{prefix}.{where} {action.strategy}"
-            venue = getattr(params, "venue", None)
-            if venue and config_venue(str(venue)) != ex.trading_venue:
+    for path, step in check_policy(settings.policy).items():
+        where = f"{path.rsplit('[', 1)[0]} {step.config.strategy}"
+        venue = getattr(step.params, "venue", None)
+        if venue and config_venue(str(venue)) != ex.trading_venue:
+            problems.append(
+                f"{where}: venue {venue!r} is not traded live (exchanges.trading_venue is "
+                f"{ex.trading_venue}); set params.venue: {trading} or leave it out"
+            )
+        if getattr(step.params, "mode", None) == "puts":
+            want = config_venue(str(getattr(step.params, "option_venue", "")))
+            if want != ex.options_venue:
                 problems.append(
-                    f"{path}: venue {venue!r} is not traded live (exchanges.trading_venue is "
-                    f"{ex.trading_venue}); set params.venue: {trading} or leave it out"
+                    f"{where}: puts on {want!r} but exchanges.options_venue is "
+                    f"{ex.options_venue}; set exchanges.options_venue: {want}"
                 )
-            if getattr(params, "mode", None) == "puts":
-                want = config_venue(str(getattr(params, "option_venue", "")))
-                if want != ex.options_venue:
-                    problems.append(
-                        f"{path}: puts on {want!r} but exchanges.options_venue is "
-                        f"{ex.options_venue}; set exchanges.options_venue: {want}"
-                    )
     return problems
 
 
@@ -117,14 +111,10 @@ async def live_gate(
     settings: Settings,
     broker: CcxtBroker,
     *,
-    live_flag: bool,
     echo: Echo = print,
 ) -> None:
-    """Run every check; print the banner; raise LiveRefused if anything is wrong.
-
-    The keys themselves were required when the broker was made (bot.app.live)."""
-    check_live_switches(settings, live_flag)
-    check_policy_venues(settings)
+    """The checks that ask the venue (withdrawal rights, the account); print the banner; raise
+    LiveRefused if anything is wrong. check_live_request ran before the broker was made."""
     ex_cfg = settings.exchanges
     accounts = [(ex_cfg.trading_venue, broker.exchange)]
     if ex_cfg.options_venue and broker.options_exchange is not broker.exchange:

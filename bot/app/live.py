@@ -165,7 +165,7 @@ async def start_live(
     settings: Settings, broker: CcxtBroker, journal: Any, *, echo: Echo = print
 ) -> Reconciliation:
     """Before the first event: the gate (refuses or prints the banner), then reconciliation."""
-    await live_gate(settings, broker, live_flag=settings.mode == "live", echo=echo)
+    await live_gate(settings, broker, echo=echo)
     pending = unsettled_orders(journal)
     rec = await broker.reconcile(pending)
     journal.append(

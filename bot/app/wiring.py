@@ -2,9 +2,8 @@
 which implementation sits behind each interface.
 
 Contents:
-- NotAvailable: a piece this build cannot provide (says which module would)
-- hooks for other parts: live_sources, ccxt_broker, telegram_parts, webhook_notifiers,
-  onchain_sources (each imports its factory lazily; a missing one raises NotAvailable)
+- factories of the edges: live_sources, ccxt_broker (after the live gate's checks),
+  telegram_parts, webhook_notifiers, onchain_sources (each imported when used)
 - open_session: the session id of a replay (resume an unfinished one, or start the next)
 - Runtime, build: clock, journal, detector, risk gate, broker (+ untouched baseline), approver,
   notifiers, orchestrator
@@ -19,13 +18,15 @@ from typing import Any, Literal
 
 from rich.console import Console
 
+from bot.app.errors import SetupError
+from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover, ConsoleApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock, WallClock
-from bot.config.policy import check_policy
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.engine.orchestrator import Orchestrator
+from bot.engine.policy import check_policy
 from bot.interfaces import Approver, Broker, Clock, LiveSource, Notifier
 from bot.journal import SqlJournal, default_journal_url
 from bot.notify import FanOut
@@ -36,24 +37,11 @@ from bot.secrets import Secrets
 Mode = Literal["replay", "paper", "live"]
 
 
-class SetupError(RuntimeError):
-    """The runtime cannot be built as configured; the message says what to change."""
-
-
-class NotAvailable(SetupError):
-    """A mode or channel needs a part this installation does not have."""
-
-
-# -- hooks: other parts plug their factories in here ----------------------------------------
+# -- factories of the edges (imported when used: web3, ccxt.pro and Telegram load slowly) ------
 def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> list[LiveSource]:
     """Live liquidation streams of `names` (binance, bybit, okx) through ccxt."""
-    try:
-        from bot.app.live import create_live_sources
-    except ImportError as exc:
-        raise NotAvailable(
-            f"live venue streams are not available in this build ({exc}); "
-            "they come from bot/app/live.py (create_live_sources). Use `liqguard replay`."
-        ) from None
+    from bot.app.live import create_live_sources
+
     try:
         return list(create_live_sources(settings, secrets, list(names)))
     except ValueError as exc:  # the factory's setup errors name the fix
@@ -62,13 +50,8 @@ def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> 
 
 def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
     """The real-money broker (live mode only)."""
-    try:
-        from bot.app.live import create_ccxt_broker
-    except ImportError as exc:
-        raise NotAvailable(
-            f"the live ccxt broker is not available in this build ({exc}); it comes from "
-            "bot/app/live.py (create_ccxt_broker). Paper mode works without it."
-        ) from None
+    from bot.app.live import create_ccxt_broker
+
     try:
         broker: Broker = create_ccxt_broker(settings, secrets)
     except ValueError as exc:
@@ -77,15 +60,11 @@ def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
 
 
 async def live_start(settings: Settings, broker: Broker, journal: SqlJournal, echo: Any) -> None:
-    """Before anything trades live: the --live gate (keys that can withdraw refused, a banner of
-    the account), then the journal's orders without an outcome looked up at the venue."""
-    from bot.app.gate import LiveRefused
+    """Before anything trades live: the venue's side of the gate (keys that can withdraw
+    refused, a banner of the account), then the journal's unsettled orders looked up."""
     from bot.app.live import start_live
 
-    try:
-        await start_live(settings, broker, journal, echo=echo)  # type: ignore[arg-type]
-    except LiveRefused as exc:
-        raise SetupError(str(exc)) from None
+    await start_live(settings, broker, journal, echo=echo)  # type: ignore[arg-type]
 
 
 def telegram_parts(
@@ -94,36 +73,23 @@ def telegram_parts(
     """The Telegram parts (.approver, .notifier, .commands, start(), close()).
 
     `report(event)` tells the other channels what Telegram cannot (it is unreachable)."""
-    try:
-        from bot.telegram.factory import create_telegram
-    except ImportError as exc:
-        raise NotAvailable(
-            f"Telegram is not available in this build ({exc}); it comes from "
-            "bot/telegram/factory.py (create_telegram). Use approvals.channel: console or auto."
-        ) from None
+    from bot.telegram.factory import create_telegram
+
     return create_telegram(settings, secrets, journal, clock=clock, report=report)
 
 
 def webhook_notifiers(settings: Settings, secrets: Secrets) -> list[Notifier]:
     """One notifier per configured webhook (none configured: none)."""
-    hooks = getattr(settings, "webhooks", ())
-    if not hooks:
+    if not settings.webhooks:
         return []
-    try:
-        from bot.notify.webhook import WebhookNotifier
-    except ImportError as exc:
-        raise NotAvailable(f"webhooks are configured but not available ({exc})") from None
-    return [WebhookNotifier(h, secrets) for h in hooks]
+    from bot.notify.webhook import WebhookNotifier
+
+    return [WebhookNotifier(h, secrets) for h in settings.webhooks]
 
 
 def onchain_sources(settings: Settings, secrets: Secrets, journal: SqlJournal) -> list[LiveSource]:
-    try:
-        from bot.sources.onchain.factory import create_onchain_sources
-    except ImportError as exc:
-        raise NotAvailable(
-            f"on-chain sources are not available in this build ({exc}); they come from "
-            "bot/sources/onchain/factory.py (create_onchain_sources)."
-        ) from None
+    from bot.sources.onchain.factory import create_onchain_sources
+
     return list(create_onchain_sources(settings, secrets, journal))
 
 
@@ -193,8 +159,10 @@ def build(
 ) -> Runtime:
     """Everything a run needs, validated (a bad policy raises ConfigError before anything)."""
     resolved = check_policy(settings.policy, source)
-    if mode == "live" and settings.mode != "live":
-        raise NotAvailable("--live needs `mode: live` in liqguard.yaml too (two switches).")
+    if mode == "live":  # before anything is opened or journaled
+        from bot.app.gate import check_live_request  # loads ccxt: live runs only
+
+        check_live_request(settings, secrets, live_flag=True)
     console = console or Console(stderr=True)
     journal = SqlJournal(default_journal_url(journal_url or settings.journal.url))
     session, resuming = open_session(journal, identity, fresh)
@@ -213,9 +181,7 @@ def build(
         list(notifiers) if notifiers is not None else [ConsoleNotifier(console)]
     )
     extras: dict[str, Any] = {}
-    if approver is not None:  # embedding and tests bring their own
-        pass
-    elif channel == "telegram":
+    if approver is None and channel == "telegram":
 
         async def report(event: object) -> None:
             await FanOut([n for n in chosen if n is not parts.notifier]).notify(event)
@@ -224,10 +190,10 @@ def build(
         approver = parts.approver
         chosen.append(parts.notifier)
         extras["telegram"] = parts
-    elif channel == "console":
+    elif approver is None and channel == "console":
         approver = ConsoleApprover(console=console)
-    else:
-        approver = AutoApprover()
+    elif approver is None:
+        approver = AutoApprover()  # embedding and tests bring their own
     chosen += webhook_notifiers(settings, secrets)
     fan = FanOut(chosen)
     settle = clock.settle if isinstance(clock, SimClock) else None
@@ -247,7 +213,7 @@ def build(
         settle=settle,
     )
     if (tg := extras.get("telegram")) is not None:
-        tg.attach_runtime(orchestrator, broker, journal, settings)  # /status, /pause, charts
+        tg.attach(RuntimeControl(orchestrator, broker, journal, settings))  # /status, charts
     return Runtime(
         mode,
         settings,

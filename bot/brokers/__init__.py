@@ -5,6 +5,6 @@ Rules for every broker: `submit` is never blind-retried; an order whose outcome 
 submitted twice must never produce a second fill.
 """
 
-from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price, load_account
+from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price
 
-__all__ = ["PaperBroker", "PaperLiquidation", "liquidation_price", "load_account"]
+__all__ = ["PaperBroker", "PaperLiquidation", "liquidation_price"]

@@ -18,15 +18,10 @@ Options are not priced: such orders are rejected.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from bot.config.policy import PaperConfig, PaperPositionConfig
+from bot.config.paper import PaperConfig, load_account
 from bot.events import Fill, OpenOrder, OrderIntent, OrderResult, Portfolio, Position, PriceTick
 from bot.interfaces import Clock
 
@@ -52,32 +47,6 @@ def liquidation_price(side: str, entry: float, leverage: float, mmr: float) -> f
         value = entry * (1 - 1 / leverage + mmr)
         return value if value > 0 else None
     return entry * (1 + 1 / leverage - mmr)
-
-
-class _AccountFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    balance_usd: float = Field(ge=0)
-    positions: tuple[PaperPositionConfig, ...] = ()
-
-
-def load_account(config: PaperConfig) -> tuple[float, tuple[PaperPositionConfig, ...]]:
-    """Balance and positions: the portfolio file when set, else the `paper:` section."""
-    if config.portfolio_file is None:
-        return config.balance_usd, config.positions
-    from bot.config.loader import ConfigError, explain
-
-    path = Path(config.portfolio_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"paper.portfolio_file {path}: cannot read it: {exc}") from exc
-    try:
-        account = _AccountFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(explain(exc, data, str(path))) from None
-    return account.balance_usd, account.positions
 
 
 @dataclass

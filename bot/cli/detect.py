@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -23,15 +21,18 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from bot.cli import app
-from bot.config.loader import ConfigError, load_settings
+from bot.config.errors import ConfigError, problems
+from bot.config.loader import load_settings
 from bot.config.rules import RuleConfig
-from bot.detector import Detector, anomaly_to_json
+from bot.detector import anomaly_to_json
 from bot.events import Anomaly, Calm
-from bot.sources.files import RecordedTape, Rejection, TapeError, TapeStats, open_tape
+from bot.sources.files import TapeError, open_tape
 from bot.sources.formats import FORMATS
 
+if TYPE_CHECKING:
+    from bot.app.detect import RunSummary
+
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024  # smaller files finish before a bar is worth drawing
-SHOWN_REJECTIONS = 5
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _FLAG_OF_FIELD = {
@@ -53,6 +54,11 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(s))
 
 
+def _flag_of(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "rule"
+    return _FLAG_OF_FIELD.get(name, name)
+
+
 def build_rules(config: Path | None, flags: dict[str, Any]) -> tuple[RuleConfig, ...]:
     """The rules of the config file (or the one default rule), with the flags applied to each."""
     rules = load_settings(config).rules
@@ -64,44 +70,13 @@ def build_rules(config: Path | None, flags: dict[str, Any]) -> tuple[RuleConfig,
         try:
             out.append(RuleConfig.model_validate(data))
         except ValidationError as exc:
-            problems = []
-            for item in exc.errors():
-                name = str(item["loc"][0]) if item["loc"] else "rule"
-                where = _FLAG_OF_FIELD.get(name, name)
-                problems.append(f"{where}: value {data.get(name)!r}: {item['msg']}")
+            lines = problems(exc, data, where=_flag_of)
             raise ConfigError(
-                f"rule {rule.name!r}: " + "; ".join(problems) + " (fix the option and run again)"
+                f"rule {rule.name!r}: "
+                + "; ".join(line.removeprefix("  - ") for line in lines)
+                + " (fix the option and run again)"
             ) from None
     return tuple(out)
-
-
-@dataclass
-class RunSummary:
-    """What a run saw, for the summary on stderr."""
-
-    files: int = 0
-    read: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    rejections: list[tuple[str, Rejection]] = field(default_factory=list)
-    late: dict[str, int] = field(default_factory=dict)
-    levels: dict[int, int] = field(default_factory=dict)
-    calms: int = 0
-    peaks: dict[str, tuple[int, int]] = field(default_factory=dict)  # rule: (cents, ts_ms)
-
-    def add_tape(self, stats: TapeStats) -> None:
-        self.files += 1
-        self.read += stats.read
-        self.rejected += stats.rejected
-        self.skipped += stats.skipped
-        room = SHOWN_REJECTIONS - len(self.rejections)
-        self.rejections += [(stats.path, r) for r in stats.first_rejections[:room]]
-
-    def add_event(self, event: Anomaly | Calm) -> None:
-        if isinstance(event, Anomaly):
-            self.levels[event.level] = self.levels.get(event.level, 0) + 1
-        else:
-            self.calms += 1
 
 
 def _iso(ts_ms: int) -> str:
@@ -123,33 +98,6 @@ def _usd(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
-def _stream(
-    tapes: list[RecordedTape],
-    rules: tuple[RuleConfig, ...],
-    summary: RunSummary,
-    err: Console,
-    emit: Callable[[Anomaly | Calm], None],
-) -> None:
-    """Every event through the streaming detector, in file and row order."""
-    detector = Detector(rules)
-    total = sum(t.size_bytes for t in tapes)
-    progress = _progress(err, total)
-    with progress:
-        task = progress.add_task("reading", total=total)
-        done = 0
-        for tape in tapes:
-            progress.update(task, description=tape.path.name)
-            for n, liq in enumerate(tape):
-                for found in detector.on_liquidation(liq):
-                    emit(found)
-                if n % 65536 == 0:
-                    progress.update(task, completed=done + tape.bytes_done)
-            done += tape.size_bytes
-            summary.add_tape(tape.stats)
-    summary.late = dict(detector.late)
-    summary.peaks = detector.peaks
-
-
 def _progress(err: Console, total_bytes: int) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -160,39 +108,6 @@ def _progress(err: Console, total_bytes: int) -> Progress:
         transient=True,
         disable=total_bytes < PROGRESS_MIN_BYTES or not err.is_terminal,
     )
-
-
-def _batch(
-    tapes: list[RecordedTape],
-    rules: tuple[RuleConfig, ...],
-    summary: RunSummary,
-    err: Console,
-    emit: Callable[[Anomaly | Calm], None],
-) -> bool:
-    """The columnar path for unified CSV (same output as _stream); False if it does not apply."""
-    if any(t.format != "unified" for t in tapes):
-        return False
-    from bot.detector.batch import detect_file_fast
-    from bot.sources.columnar import UnsupportedFastPath
-
-    total = sum(t.size_bytes for t in tapes)
-    with _progress(err, total) as progress:
-        task = progress.add_task("reading", total=total)
-        try:
-            result = detect_file_fast(
-                [t.path for t in tapes],
-                rules,
-                lambda done, _: progress.update(task, completed=done),
-            )
-        except (UnsupportedFastPath, NotImplementedError):
-            return False  # the streaming path reads it, with the same output
-    for stats in result.stats:
-        summary.add_tape(stats)
-    summary.late = dict(result.late)
-    summary.peaks = dict(result.peaks)
-    for event in result.events:
-        emit(event)
-    return True
 
 
 def _print_table(out: Console, events: list[Anomaly | Calm]) -> None:
@@ -320,17 +235,23 @@ def detect(
     found: list[Anomaly | Calm] = []
 
     def emit(event: Anomaly | Calm) -> None:
-        summary.add_event(event)
         if json_lines:  # as found, so a pipe sees anomalies while a long file is read
             sys.stdout.write(json.dumps(anomaly_to_json(event)) + "\n")
         else:
             found.append(event)
 
-    summary = RunSummary()
+    from bot.app.detect import run_detect  # numpy and the columnar reader: only when detecting
+
     try:
         tapes = [open_tape(path, fmt) for path in files]
-        if not _batch(tapes, rules, summary, err, emit):
-            _stream(tapes, rules, summary, err, emit)
+        total = sum(t.size_bytes for t in tapes)
+        with _progress(err, total) as bar:
+            task = bar.add_task("reading", total=total)
+
+            def progress(name: str, done: int) -> None:
+                bar.update(task, description=name, completed=done)
+
+            summary = run_detect(tapes, rules, emit, progress)
     except TapeError as exc:
         sys.stdout.flush()
         err.print(str(exc), markup=False)

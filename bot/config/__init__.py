@@ -3,7 +3,8 @@
 Each section lives in its own module; this one joins them and loads the file.
 """
 
-from bot.config.loader import ConfigError, load_settings
+from bot.config.errors import ConfigError
+from bot.config.loader import load_settings
 from bot.config.rules import RuleConfig
 from bot.config.settings import Settings
 

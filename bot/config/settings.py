@@ -6,8 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.config.approvals import ApprovalsConfig
 from bot.config.chains import ChainsConfig
-from bot.config.policy import ApprovalsConfig, JournalConfig, PaperConfig, PolicyConfig
+from bot.config.journal import JournalConfig
+from bot.config.paper import PaperConfig
+from bot.config.policy import PolicyConfig
 from bot.config.risk import RiskLimits
 from bot.config.rules import RuleConfig
 from bot.config.telegram import TelegramConfig, WebhookConfig

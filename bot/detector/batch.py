@@ -1,6 +1,6 @@
 """The columnar batch detector: the streaming detector's output, computed with numpy over columns.
 
-Contents: detect_batch, BatchResult, detect_columns, detect_file_fast.
+Contents: detect_batch, detect_columns (over parsed columns; bot.app.detect reads the files).
 
 Per rule (detector.md, W window, E escalation window), over the events that pass its filter:
 - the clock c_i is the running maximum of ts_ms; with x_i = c_i - W, event j leaves the window
@@ -13,18 +13,16 @@ Events are merged in the streaming order: event index, then rule order, Calm bef
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bot.config.rules import RuleConfig
 from bot.detector import Thresholds, top_names
+from bot.detector.columns import TapeColumns
 from bot.events import Anomaly, Calm
-from bot.sources.columnar import TapeColumns, read_unified_columns
-from bot.sources.files import TapeStats
 from bot.symbols import symbol_matches, venue_matches
 
 _FLOAT_EXACT = 2**53  # bincount sums in float64: exact while every sum stays below this
@@ -39,24 +37,6 @@ class RuleRun:
     events: list[tuple[int, int, Anomaly | Calm]] = field(default_factory=list)
     late: int = 0
     peak: tuple[int, int] | None = None  # (cents, ts_ms): the first largest window sum
-
-
-@dataclass
-class BatchResult:
-    """A batch run over files: events in streaming order, and what the run saw."""
-
-    events: list[Anomaly | Calm]
-    stats: list[TapeStats]  # per file: lines, read, rejected (first reasons), skipped
-    late: dict[str, int]
-    peaks: dict[str, tuple[int, int]]  # rule: (largest window sum in cents, clock at it)
-
-    @property
-    def read(self) -> int:
-        return sum(s.read for s in self.stats)
-
-    @property
-    def rejected(self) -> int:
-        return sum(s.rejected for s in self.stats)
 
 
 def detect_batch(columns: TapeColumns, rules: Sequence[RuleConfig]) -> list[Anomaly | Calm]:
@@ -82,30 +62,6 @@ def detect_columns(
             peaks[rule.name] = run.peak
     merged.sort(key=lambda m: m[:3])
     return [m[3] for m in merged], late, peaks
-
-
-def detect_file_fast(
-    paths: Sequence[str | Path],
-    rules: Sequence[RuleConfig],
-    progress: Callable[[int, int], None] | None = None,
-) -> BatchResult:
-    """Read unified CSV files (plain or gzip) as columns and detect in batch.
-
-    `progress(bytes_done, bytes_total)` follows the (compressed) bytes read. Raises
-    UnsupportedFastPath for a file the columnar reader does not take (the caller
-    falls back to the streaming sources) and TapeError for a file that is not a tape.
-    """
-    total = sum(Path(p).stat().st_size for p in paths)
-    parts, stats = [], []
-    done = 0
-    for path in paths:
-        report = None if progress is None else (lambda n, d=done: progress(d + n, total))
-        cols, st = read_unified_columns(path, report)
-        parts.append(cols)
-        stats.append(st)
-        done += Path(path).stat().st_size
-    events, late, peaks = detect_columns(TapeColumns.concat(parts), rules)
-    return BatchResult(events=events, stats=stats, late=late, peaks=peaks)
 
 
 # -- one rule ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from bot.config.policy import ResolvedAction
+from bot.engine.policy import ResolvedAction
 from bot.events import (
     Action,
     Anomaly,

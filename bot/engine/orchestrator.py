@@ -29,10 +29,11 @@ from typing import Any
 from loguru import logger
 
 from bot.brokers.paper import PaperBroker, PaperLiquidation
-from bot.config.policy import PolicyConfig, ResolvedAction
+from bot.config.policy import PolicyConfig
 from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.execute import ActionExecutor
+from bot.engine.policy import ResolvedAction
 from bot.engine.state import Counters, StateStore, run_status
 from bot.events import (
     Action,

@@ -11,14 +11,13 @@ acceptance, rejection reasons, line numbers and cents are the streaming path's, 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.events import Liquidation
+from bot.detector.columns import TapeColumns, cents_array, empty_column
 from bot.money import usd_to_cents
 from bot.sources.columnar_scan import scan_lines
 from bot.sources.files import GIVE_UP_AFTER, TapeStats, open_binary, open_tape
@@ -31,81 +30,6 @@ Progress = Callable[[int], None]  # bytes of the file consumed so far
 
 class UnsupportedFastPath(ValueError):
     """The columnar reader does not handle this file; use the streaming sources instead."""
-
-
-@dataclass(frozen=True)
-class TapeColumns:
-    """A tape as parallel columns, in arrival order. Names are interned: codes index them."""
-
-    ts_ms: NDArray[np.int64]
-    cents: NDArray[np.int64]  # int64; object (Python ints) if a notional exceeds int64 cents
-    is_long: NDArray[np.bool_]
-    symbol_codes: NDArray[np.int32]
-    symbols: tuple[str, ...]
-    venue_codes: NDArray[np.int32]
-    venues: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.ts_ms)
-
-    @classmethod
-    def from_liquidations(cls, events: Iterable[Liquidation]) -> TapeColumns:
-        """Columns of Liquidation objects (cents by bot.money.usd_to_cents, like the detector)."""
-        symbols: dict[str, int] = {}
-        venues: dict[str, int] = {}
-        ts, cents, longs, syms, vens = [], [], [], [], []
-        for e in events:
-            ts.append(e.ts_ms)
-            cents.append(usd_to_cents(e.notional_usd))
-            longs.append(e.side == "long")
-            syms.append(symbols.setdefault(e.symbol, len(symbols)))
-            vens.append(venues.setdefault(e.venue, len(venues)))
-        return cls(
-            ts_ms=np.array(ts, dtype=np.int64),
-            cents=_cents_array(cents),
-            is_long=np.array(longs, dtype=np.bool_),
-            symbol_codes=np.array(syms, dtype=np.int32),
-            symbols=tuple(symbols),
-            venue_codes=np.array(vens, dtype=np.int32),
-            venues=tuple(venues),
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence[TapeColumns]) -> TapeColumns:
-        """One tape of several, in order; names re-interned across the parts."""
-        if len(parts) == 1:
-            return parts[0]
-        sym_index: dict[str, int] = {}
-        ven_index: dict[str, int] = {}
-        sym_codes, ven_codes = [], []
-        for p in parts:
-            smap = np.array([sym_index.setdefault(s, len(sym_index)) for s in p.symbols] or [0])
-            vmap = np.array([ven_index.setdefault(v, len(ven_index)) for v in p.venues] or [0])
-            sym_codes.append(smap[p.symbol_codes].astype(np.int32))
-            ven_codes.append(vmap[p.venue_codes].astype(np.int32))
-        wide = any(p.cents.dtype == object for p in parts)
-        return cls(
-            ts_ms=np.concatenate([p.ts_ms for p in parts]) if parts else _empty(np.int64),
-            cents=np.concatenate([p.cents.astype(object) if wide else p.cents for p in parts])
-            if parts
-            else _empty(np.int64),
-            is_long=np.concatenate([p.is_long for p in parts]) if parts else _empty(np.bool_),
-            symbol_codes=np.concatenate(sym_codes) if parts else _empty(np.int32),
-            symbols=tuple(sym_index),
-            venue_codes=np.concatenate(ven_codes) if parts else _empty(np.int32),
-            venues=tuple(ven_index),
-        )
-
-
-def _empty(dtype: type) -> NDArray:
-    return np.zeros(0, dtype=dtype)
-
-
-def _cents_array(cents: list[int]) -> NDArray[np.int64]:
-    try:
-        return np.array(cents, dtype=np.int64)
-    except OverflowError:  # beyond int64 cents: exact Python ints, slower but right
-        return np.array(cents, dtype=object)
 
 
 def read_unified_columns(
@@ -161,8 +85,8 @@ class _BlockReader:
     def columns(self) -> TapeColumns:
         self.stats.lines = self.lines
         if not self._parts:
-            empty = (_empty(np.int64), _empty(np.int64), _empty(np.bool_))
-            self._parts.append((*empty, _empty(np.int32), _empty(np.int32)))
+            empty = (empty_column(np.int64), empty_column(np.int64), empty_column(np.bool_))
+            self._parts.append((*empty, empty_column(np.int32), empty_column(np.int32)))
         ts, cents, longs, sym, ven = (np.concatenate(c) for c in zip(*self._parts, strict=True))
         return TapeColumns(
             ts_ms=ts,
@@ -184,9 +108,9 @@ class _BlockReader:
             return
         scan = scan_lines(data.decode("utf-8", "surrogateescape"))
         kept = np.concatenate(scan.lines) if scan.lines else np.zeros(0, np.intp)
-        ts = np.concatenate(scan.ts_ms) if scan.lines else _empty(np.int64)
-        cents = np.concatenate(scan.cents) if scan.lines else _empty(np.int64)
-        longs = np.concatenate(scan.is_long) if scan.lines else _empty(np.bool_)
+        ts = np.concatenate(scan.ts_ms) if scan.lines else empty_column(np.int64)
+        cents = np.concatenate(scan.cents) if scan.lines else empty_column(np.int64)
+        longs = np.concatenate(scan.is_long) if scan.lines else empty_column(np.bool_)
         sym = self._intern(scan.symbol_codes, scan.symbol_names, self._symbols)
         ven = self._intern(scan.venue_codes, scan.venue_names, self._venues)
         if scan.left_over:
@@ -203,7 +127,7 @@ class _BlockReader:
                 at = np.concatenate([kept, np.array(extra[0], dtype=np.intp) - first_line])
                 order = np.argsort(at, kind="stable")
                 ts = np.concatenate([ts, np.array(extra[1], dtype=np.int64)])[order]
-                cents = np.concatenate([cents, _cents_array(extra[2])])[order]
+                cents = np.concatenate([cents, cents_array(extra[2])])[order]
                 longs = np.concatenate([longs, np.array(extra[3], dtype=np.bool_)])[order]
                 sym = np.concatenate([sym, np.array(extra[4], dtype=np.int32)])[order]
                 ven = np.concatenate([ven, np.array(extra[5], dtype=np.int32)])[order]
@@ -240,7 +164,7 @@ class _BlockReader:
         for part_codes, part_names in zip(codes, names, strict=True):
             found = [table.setdefault(name, len(table)) for name in part_names]
             out.append(np.array(found or [0], dtype=np.int32)[part_codes])
-        return np.concatenate(out) if out else _empty(np.int32)
+        return np.concatenate(out) if out else empty_column(np.int32)
 
     def _slow_rows(
         self, lines: list[bytes], numbers: list[int], fast_numbers: NDArray

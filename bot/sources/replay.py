@@ -3,12 +3,10 @@
 Contents:
 - merge: tape (arrival order) + price ticks (time order) -> one time-ordered stream; prices
   before the tape keep only the last one (the entry mark), prices after the tape are dropped
-- tape_span_ms: first and last time of a tape (for `--speed auto`)
 - parse_speed / speed_for: `--speed N` (tape seconds per wall second), `max`, or `auto`
-- replay_events: the async stream the orchestrator consumes; it moves the SimClock to each
-  event's time first (waking TWAP slices and approval timeouts in order) and sleeps so the
-  replay takes (tape span / speed) of wall time
-- run_replay: restore a checkpoint when resuming, then play the stream through the orchestrator
+- replay_events: the async stream the orchestrator consumes (bot.app.runner drives it); it
+  moves the SimClock to each event's time first (waking TWAP slices and approval timeouts in
+  order) and sleeps so the replay takes (tape span / speed) of wall time
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 from bot.clock import SimClock
-from bot.engine.orchestrator import Orchestrator
 from bot.events import Liquidation, PriceTick
 
 Replayed = Liquidation | PriceTick
@@ -31,7 +28,6 @@ def merge(tape: Iterable[Liquidation], prices: Sequence[PriceTick]) -> Iterator[
     ordered = sorted(prices, key=lambda t: t.ts_ms)
     i = 0
     started = False
-    last_ts: int | None = None
     for liq in tape:
         if not started:
             started = True
@@ -43,16 +39,7 @@ def merge(tape: Iterable[Liquidation], prices: Sequence[PriceTick]) -> Iterator[
         while i < len(ordered) and ordered[i].ts_ms <= liq.ts_ms:
             yield ordered[i]
             i += 1
-        last_ts = liq.ts_ms if last_ts is None else max(last_ts, liq.ts_ms)
         yield liq
-
-
-def tape_span_ms(tape: Iterable[Liquidation]) -> tuple[int, int] | None:
-    first = last = None
-    for liq in tape:
-        first = liq.ts_ms if first is None else min(first, liq.ts_ms)
-        last = liq.ts_ms if last is None else max(last, liq.ts_ms)
-    return None if first is None or last is None else (first, last)
 
 
 def parse_speed(text: str) -> float | str | None:
@@ -108,24 +95,3 @@ async def replay_events(
             on_event(n, event)
         yield event
     await clock.drain()  # TWAP tails and approval timeouts after the last event
-
-
-async def run_replay(
-    orchestrator: Orchestrator,
-    clock: SimClock,
-    events: Iterable[Replayed],
-    speed: float | None,
-    resuming: bool,
-    on_event: Callable[[int, Replayed], None] | None = None,
-) -> int:
-    """Play `events` through the orchestrator; resume after the checkpoint if `resuming`.
-
-    Returns how many events were skipped (handled before the restart).
-    """
-    skip = 0
-    if resuming and (cursor := orchestrator.restore()) is not None:
-        skip = int(cursor["events"])
-        await clock.advance_to(int(cursor["ts_ms"]))
-        await orchestrator.resume()
-    await orchestrator.run(replay_events(events, clock, speed, skip, on_event))
-    return skip

@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
 from bot.approvals.base import timeout_decision
@@ -31,19 +31,12 @@ from bot.events import ApprovalRequest, Decision
 from bot.interfaces import Clock, Journal
 from bot.notify.format import Notice
 from bot.telegram.app import TelegramApp
-from bot.telegram.commands import authorize, voter_name
+from bot.telegram.auth import PurposeHandler, Voter, authorize, voter_name
 from bot.telegram.nonce import NonceStore, Redeemed
 from bot.telegram.text import action_notional_usd, approval_text, decision_line
 
 STATE_NAME = "telegram.approvals"
 Report = Callable[[object], Awaitable[None]]
-PurposeHandler = Callable[[Redeemed, User, int], Awaitable[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Voter:
-    user_id: int
-    name: str
 
 
 class TelegramApprover:

@@ -3,7 +3,7 @@
 A thin chat layer (after Freqtrade's rpc/telegram split): the runtime implements `Control`
 and returns data; this module only parses, authorizes, formats and journals.
 
-- authorize(config, user_id, chat_id, thread_id) -> refusal text | None   (commands, buttons)
+- authorize (bot.telegram.auth) on every command and button
 - Control: status, positions, set_state, history, chart_input            (runtime side)
 - COMMANDS: name -> (help, method)                                        (the one table)
 - Commands: the handler registered on the TelegramApp; /resume asks for a confirm button
@@ -25,32 +25,15 @@ from bot.config.telegram import TelegramConfig
 from bot.events import Portfolio, TradingState, TradingStateChanged
 from bot.interfaces import Clock, Journal
 from bot.notify.format import usd, utc
+from bot.telegram.auth import Ballots, Voter, authorize, voter_name
 
 if TYPE_CHECKING:
     from bot.notify.charts import ChartInput
     from bot.telegram.app import TelegramApp
-    from bot.telegram.approvals import TelegramApprover
     from bot.telegram.nonce import NonceStore, Redeemed
 
 
 # --------------------------------------------------------------------------------- authorization
-def authorize(
-    config: TelegramConfig, user_id: int, chat_id: int, thread_id: int | None
-) -> str | None:
-    """The one check for commands and buttons: configured chat, topic, allow-listed user."""
-    if chat_id != config.chat_id:
-        return f"This chat (id {chat_id}) is not liqguard's chat."
-    if config.topic_id is not None and thread_id != config.topic_id:
-        return "Use liqguard's topic in this chat."
-    if user_id not in config.allowed_user_ids:
-        return f"You are not on liqguard's allow-list (your user id is {user_id})."
-    return None
-
-
-def voter_name(user: User) -> str:
-    return f"@{user.username}" if user.username else f"{user.first_name}({user.id})"
-
-
 # --------------------------------------------------------------------------------- control
 @dataclass(frozen=True, slots=True)
 class RuleView:
@@ -155,7 +138,7 @@ class Commands:
         journal: Journal,
         clock: Clock,
         nonces: NonceStore,
-        approver: TelegramApprover | None,
+        approver: Ballots | None,
         control: Control | None,
         render_chart: Render | None = None,
     ) -> None:
@@ -283,8 +266,6 @@ class Commands:
         return reply
 
     async def _vote(self, user: User, args: list[str], approve: bool) -> str:
-        from bot.telegram.approvals import Voter
-
         if self.approver is None:
             return "Approvals are not handled by Telegram here."
         if not args:

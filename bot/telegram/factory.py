@@ -14,10 +14,9 @@ from typing import Any
 
 from telegram.error import TelegramError
 
-from bot.config.loader import ConfigError
+from bot.config.errors import ConfigError
 from bot.config.settings import Settings
-from bot.interfaces import Broker, Clock, Journal
-from bot.journal import SqlJournal
+from bot.interfaces import Clock, Journal
 from bot.logs import register_secrets
 from bot.notify.charts import render_chart
 from bot.secrets import Secrets
@@ -43,14 +42,6 @@ class TelegramParts:
         self._sampler = getattr(control, "run_sampler", None)
         if self.notifier.chart_source is None:
             self.notifier.chart_source = control.chart_input
-
-    def attach_runtime(
-        self, orchestrator: Any, broker: Broker, journal: SqlJournal, settings: Settings
-    ) -> None:
-        """Attach the runtime built by bot.app.wiring (an Orchestrator and its parts)."""
-        from bot.app.telegram_control import RuntimeControl
-
-        self.attach(RuntimeControl(orchestrator, broker, journal, settings))
 
     async def start(self) -> bool:
         """Connect and poll; False when Telegram is unreachable (it keeps retrying)."""

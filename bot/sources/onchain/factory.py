@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.config.chains import ChainConfig
-from bot.config.loader import ConfigError
+from bot.config.errors import ConfigError
 from bot.config.settings import Settings
 from bot.events import Liquidation
 from bot.interfaces import Journal, LiveSource

@@ -1,0 +1,336 @@
+"""The runner: what `liqguard run` and `liqguard replay` do between parsing and printing.
+
+- Display: what the runner asks of a terminal (bot.cli implements it with rich)
+- Refused: a run that cannot start; the message names the fix, `exit_code` is 1 or 2
+- prepare_replay: prices read, events counted, speed chosen (before the event loop starts)
+- stream_names: the venues `run` streams from the flags and the config
+- replay / stream: build the runtime, resume, play the events through the orchestrator,
+  and hand the summary to the display
+- run_async: one event loop; Ctrl-C ends cleanly (exit 130)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from loguru import logger
+
+from bot.app.errors import SetupError
+from bot.app.gate import check_live_switches
+from bot.app.scheduling import build_scheduler
+from bot.app.wiring import Runtime, build, live_sources, live_start, onchain_sources
+from bot.clock import SimClock
+from bot.config.errors import ConfigError
+from bot.config.settings import Settings
+from bot.engine.orchestrator import Orchestrator
+from bot.engine.summary import Summary, summarize
+from bot.events import FeedStatus, Liquidation, PriceTick
+from bot.logs import register_secrets, setup_logging
+from bot.secrets import Secrets, load_secrets
+from bot.sources.feeds import merged_sources
+from bot.sources.files import open_tape
+from bot.sources.prices import read_prices
+from bot.sources.replay import Replayed, merge, parse_speed, replay_events, speed_for
+
+Tone = Literal["info", "dim", "bold", "warn", "error"]
+DEFAULT_STREAMS = "binance,bybit,okx"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for the live view: the orchestrator's status and how far the run is."""
+
+    status: dict[str, Any]
+    done: int
+    total: int | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What the end-of-run summary shows."""
+
+    summary: Summary
+    pnl_usd: float | None
+    baseline_pnl_usd: float | None
+    equity_usd: float | None
+    journal_url: str
+    session: str
+    drawdown_usd: float | None
+    baseline_drawdown_usd: float | None
+
+
+class Display(Protocol):
+    """The terminal, as the runner sees it."""
+
+    def say(self, text: str, tone: Tone = "info") -> None: ...
+
+    def banner(self, text: str, title: str) -> None: ...
+
+    def watching(self, progress: Callable[[], Progress]) -> AbstractContextManager[object]: ...
+
+    def finished(self, progress: Progress, result: RunResult) -> None: ...
+
+
+class Refused(Exception):
+    """The run cannot start; the message says what to change."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    tape: Path
+    ticks: list[PriceTick]
+    total: int
+    speed: float | None
+    identity: str
+
+
+def prepare_replay(
+    tape: Path, prices: Path | None, speed_text: str, origin: str, display: Display
+) -> ReplayPlan:
+    """Read prices, count events, pick the speed (before the event loop starts)."""
+    try:
+        speed = parse_speed(speed_text)
+    except ValueError as exc:
+        raise Refused(str(exc), 2) from None
+    try:
+        ticks = read_prices(prices) if prices is not None else []
+        total, span = _scan(tape, ticks)
+    except (ValueError, OSError) as exc:
+        raise Refused(str(exc), 1) from None
+    if total == 0:
+        display.say(f"{tape} holds no liquidation", "warn")
+    if speed == "auto":
+        speed = speed_for(span)
+    identity = f"replay|{tape.resolve()}|{tape.stat().st_size}|{prices}|{origin}"
+    return ReplayPlan(tape, ticks, total, speed if isinstance(speed, float) else None, identity)
+
+
+def stream_names(settings: Settings, source: str | None) -> list[str]:
+    """`--source a,b` or, without it, the default venues (none when only chains are watched)."""
+    default = "" if settings.chains else DEFAULT_STREAMS
+    return [s.strip() for s in (source or default).split(",") if s.strip()]
+
+
+def check_switches(settings: Settings, live: bool) -> None:
+    """`run`: either live switch alone refuses to start (exit 2)."""
+    try:
+        check_live_switches(settings, live)
+    except SetupError as exc:
+        raise Refused(str(exc), 2) from None
+
+
+def run_async(coro: Coroutine[Any, Any, int], display: Display) -> int:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        display.say("interrupted; the journal is consistent: run again to resume", "warn")
+        return 130
+
+
+def setup(settings: Settings) -> Secrets:
+    """Secrets loaded and registered for redaction before any log line is written."""
+    secrets = load_secrets()
+    register_secrets(secrets.all_secret_values())
+    setup_logging(settings.logging.level, settings.logging.json_file)
+    return secrets
+
+
+def _build(settings: Settings, origin: str, display: Display, **kw: Any) -> Runtime | None:
+    try:
+        return build(settings, setup(settings), source=origin, **kw)
+    except ConfigError as exc:
+        display.say(str(exc))
+    except SetupError as exc:
+        display.say(str(exc), "error")
+    return None
+
+
+async def run_replay(
+    orchestrator: Orchestrator,
+    clock: SimClock,
+    events: Iterable[Replayed],
+    speed: float | None,
+    resuming: bool,
+    on_event: Callable[[int, Replayed], None] | None = None,
+) -> int:
+    """Play `events` through the orchestrator; resume after the checkpoint if `resuming`.
+
+    Returns how many events were skipped (handled before the restart).
+    """
+    skip = 0
+    if resuming and (cursor := orchestrator.restore()) is not None:
+        skip = int(cursor["events"])
+        await clock.advance_to(int(cursor["ts_ms"]))
+        await orchestrator.resume()
+    await orchestrator.run(replay_events(events, clock, speed, skip, on_event))
+    return skip
+
+
+async def replay(
+    settings: Settings,
+    origin: str,
+    plan: ReplayPlan,
+    display: Display,
+    *,
+    journal: str | None = None,
+    approvals: str | None = None,
+    fresh: bool = False,
+    console: Any = None,
+) -> int:
+    rt = _build(
+        settings,
+        origin,
+        display,
+        mode="replay",
+        identity=f"{plan.identity}|{settings.model_dump_json()}",
+        journal_url=journal,
+        approvals=approvals,
+        fresh=fresh,
+        console=console,
+    )
+    if rt is None:
+        return 2
+    orch, clock = rt.orchestrator, rt.clock
+    assert isinstance(clock, SimClock)
+    if not plan.ticks:
+        display.say("no --prices: the paper account cannot trade on this replay", "warn")
+    pace = "max" if plan.speed is None else f"x{plan.speed:,.0f}"
+    display.say(f"replaying {plan.tape.name} ({plan.total:,} events with prices) at speed {pace}")
+    done = [0]
+
+    def on_event(n: int, _event: Replayed) -> None:
+        done[0] = n
+
+    if rt.resuming:
+        display.say(f"resuming session {rt.session} from its last checkpoint", "bold")
+    stream = merge(open_tape(plan.tape), plan.ticks)
+    return await _drive(
+        rt,
+        run_replay(orch, clock, stream, plan.speed, rt.resuming, on_event),
+        lambda: Progress(orch.status(), done[0], plan.total, "replay"),
+        display,
+    )
+
+
+async def stream(
+    settings: Settings,
+    origin: str,
+    names: Sequence[str],
+    live: bool,
+    display: Display,
+    *,
+    journal: str | None = None,
+    approvals: str | None = None,
+    console: Any = None,
+) -> int:
+    mode = "live" if live else "paper"
+    rt = _build(
+        settings,
+        origin,
+        display,
+        mode=mode,
+        identity=f"{mode}|{origin}",
+        journal_url=journal,
+        approvals=approvals,
+        console=console,
+    )
+    if rt is None:
+        return 2
+    if live:
+        display.banner(
+            "LIVE TRADING: real orders will be sent with your exchange keys.\n"
+            f"sources {', '.join(names)}; journal {rt.journal.url}; Ctrl-C stops cleanly.",
+            "LIVE",
+        )
+        try:
+            await live_start(settings, rt.broker, rt.journal, lambda text: display.say(text))
+        except SetupError as exc:
+            display.say(str(exc), "error")
+            await rt.close()
+            return 2
+    orch = rt.orchestrator
+    if rt.resuming or orch.restore() is not None:
+        await orch.resume()
+    try:
+        secrets = load_secrets()
+        sources = live_sources(settings, secrets, names) if names else []
+        if settings.chains:
+            sources += onchain_sources(settings, secrets, rt.journal)
+    except (SetupError, ConfigError) as exc:
+        display.say(str(exc), "error")
+        await rt.close()
+        return 1
+    seen = [0]
+
+    async def counted() -> AsyncIterator[Liquidation | PriceTick | FeedStatus]:
+        async for event in merged_sources(sources, rt.clock.now_ms):
+            seen[0] += 1
+            yield event
+
+    return await _drive(
+        rt,
+        orch.run(counted()),
+        lambda: Progress(orch.status(), seen[0], None, mode),
+        display,
+        live=True,
+    )
+
+
+async def _drive(
+    rt: Runtime,
+    work: Awaitable[Any],
+    progress: Callable[[], Progress],
+    display: Display,
+    live: bool = False,
+) -> int:
+    orch = rt.orchestrator
+    scheduler = build_scheduler(orch, live=live)
+    await rt.start()
+    scheduler.start()
+    try:
+        with display.watching(progress):
+            await work
+    except Exception as exc:
+        logger.exception("run failed: {}", exc)
+        orch.checkpoint()
+        return 1
+    finally:
+        scheduler.shutdown(wait=False)
+        paper = orch.paper
+        display.finished(
+            progress(),
+            RunResult(
+                summarize(rt.journal, rt.session),
+                paper.pnl_usd() if paper else None,
+                rt.baseline.pnl_usd() if rt.baseline else None,
+                paper.equity_usd() if paper else None,
+                rt.journal.url,
+                rt.session,
+                paper.max_drawdown_usd if paper else None,
+                rt.baseline.max_drawdown_usd if rt.baseline else None,
+            ),
+        )
+        await rt.close()
+    return 0
+
+
+def _scan(tape: Path, ticks: list[PriceTick]) -> tuple[int, tuple[int, int] | None]:
+    """How many events the replay will have, and the tape's time span."""
+    total = 0
+    first = last = None
+    for event in merge(open_tape(tape), ticks):
+        total += 1
+        if isinstance(event, Liquidation):
+            first = event.ts_ms if first is None else first
+            last = event.ts_ms if last is None else max(last, event.ts_ms)
+    return total, (first, last) if first is not None and last is not None else None
