@@ -26,6 +26,7 @@ from bot.app.scheduling import build_scheduler
 from bot.app.wiring import Runtime, build, live_sources, live_start, onchain_sources
 from bot.clock import SimClock
 from bot.config.errors import ConfigError
+from bot.config.paper import load_account
 from bot.config.settings import Settings
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.summary import Summary, summarize
@@ -33,9 +34,10 @@ from bot.events import FeedStatus, Liquidation, PriceTick
 from bot.logs import register_secrets, setup_logging
 from bot.secrets import Secrets, load_secrets
 from bot.sources.feeds import merged_sources
-from bot.sources.files import open_tape
+from bot.sources.files import TapeStats, open_tape
 from bot.sources.prices import read_prices
 from bot.sources.replay import Replayed, merge, parse_speed, replay_events, speed_for
+from bot.sources.validate import TapeError
 
 Tone = Literal["info", "dim", "bold", "warn", "error"]
 DEFAULT_STREAMS = "binance,bybit,okx"
@@ -95,7 +97,12 @@ class ReplayPlan:
 
 
 def prepare_replay(
-    tape: Path, prices: Path | None, speed_text: str, origin: str, display: Display
+    tape: Path,
+    prices: Path | None,
+    speed_text: str,
+    origin: str,
+    display: Display,
+    settings: Settings | None = None,
 ) -> ReplayPlan:
     """Read prices, count events, pick the speed (before the event loop starts)."""
     try:
@@ -104,11 +111,24 @@ def prepare_replay(
         raise Refused(str(exc), 2) from None
     try:
         ticks = read_prices(prices) if prices is not None else []
-        total, span = _scan(tape, ticks)
-    except (ValueError, OSError) as exc:
+        total, span, stats = _scan(tape, ticks)
+    except (TapeError, ValueError, OSError) as exc:
         raise Refused(str(exc), 1) from None
-    if total == 0:
+    if stats.rejected:
+        first = stats.first_rejections[0]
+        display.say(
+            f"{tape}: {stats.rejected:,} of {stats.lines:,} rows rejected and not replayed "
+            f"(first: line {first.line}: {first.reason})",
+            "warn",
+        )
+    if stats.read == 0:
         display.say(f"{tape} holds no liquidation", "warn")
+    if prices is not None and settings is not None:
+        try:
+            _, positions = load_account(settings.paper)
+        except ConfigError as exc:
+            raise Refused(str(exc), 2) from None
+        _check_price_symbols(prices, ticks, sorted({p.symbol for p in positions}))
     if speed == "auto":
         speed = speed_for(span)
     identity = f"replay|{tape.resolve()}|{tape.stat().st_size}|{prices}|{origin}"
@@ -300,6 +320,10 @@ async def _drive(
     try:
         with display.watching(progress):
             await work
+    except TapeError as exc:  # a tape that changed or broke while it was replayed
+        display.say(f"{exc} The journal is consistent: fix the file and run again.", "error")
+        orch.checkpoint()
+        return 1
     except Exception as exc:
         logger.exception("run failed: {}", exc)
         orch.checkpoint()
@@ -324,13 +348,29 @@ async def _drive(
     return 0
 
 
-def _scan(tape: Path, ticks: list[PriceTick]) -> tuple[int, tuple[int, int] | None]:
-    """How many events the replay will have, and the tape's time span."""
+def _check_price_symbols(path: Path, ticks: list[PriceTick], held: Sequence[str]) -> None:
+    """A prices file that prices none of the held symbols would replay a book that never
+    trades: refuse it (the symbol comes from the file name, e.g. BTCUSDT-5m-2024-12.csv)."""
+    priced = {t.symbol for t in ticks}
+    missing = [s for s in held if s not in priced]
+    if missing:
+        raise Refused(
+            f"--prices {path}: gives prices for {', '.join(sorted(priced)) or 'nothing'} "
+            f"(the symbol is read from the file name), but the paper account holds "
+            f"{', '.join(missing)}; name the file like {missing[0]}-5m-2024-12.csv",
+            2,
+        )
+
+
+def _scan(tape: Path, ticks: list[PriceTick]) -> tuple[int, tuple[int, int] | None, TapeStats]:
+    """How many events the replay will have, the tape's time span, and what reading it found."""
     total = 0
     first = last = None
-    for event in merge(open_tape(tape), ticks):
+    recorded = open_tape(tape)
+    for event in merge(recorded, ticks):
         total += 1
         if isinstance(event, Liquidation):
             first = event.ts_ms if first is None else first
             last = event.ts_ms if last is None else max(last, event.ts_ms)
-    return total, (first, last) if first is not None and last is not None else None
+    span = (first, last) if first is not None and last is not None else None
+    return total, span, recorded.stats

@@ -94,7 +94,7 @@ def run(
             _exit(runner.run_async(work, display))
             return
         tape, prices = _bundled(BUNDLED_TAPE), _bundled(BUNDLED_PRICES)
-        plan = runner.prepare_replay(tape, prices, speed, origin, display)
+        plan = runner.prepare_replay(tape, prices, speed, origin, display, settings)
     _exit(runner.run_async(_replay(settings, origin, plan, journal, approvals, fresh), display))
 
 
@@ -114,7 +114,7 @@ def replay(
     settings, origin = _settings(config)
     display = TerminalDisplay()
     with _refusals():
-        plan = runner.prepare_replay(tape, prices, speed, origin, display)
+        plan = runner.prepare_replay(tape, prices, speed, origin, display, settings)
     _exit(runner.run_async(_replay(settings, origin, plan, journal, approvals, fresh), display))
 
 

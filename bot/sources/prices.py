@@ -14,7 +14,10 @@ the interval read from the file name (`-5m`) or else from the first two open tim
 
 from __future__ import annotations
 
+import gzip
+import math
 import re
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +41,17 @@ def _interval_ms(path: Path) -> int | None:
 
 
 Candle = tuple[int, int | None, float, float, float, float]  # open/close ms, o, h, l, c
+
+
+def _candle_problem(open_: float, high: float, low: float, close: float) -> str | None:
+    """Why a candle cannot be a price path (NaN, not positive, high/low not enclosing), or None."""
+    values = {"open": open_, "high": high, "low": low, "close": close}
+    for name, value in values.items():
+        if not math.isfinite(value) or value <= 0:
+            return f"{name} is {value!r}, not a positive price"
+    if not low <= min(open_, close) <= max(open_, close) <= high:
+        return f"low {low!r} / high {high!r} do not enclose open {open_!r} and close {close!r}"
+    return None
 
 
 def read_prices(
@@ -67,7 +81,11 @@ def read_prices(
                 raise TapeError(
                     f"{p} line {number} is not a kline row (open_time,open,high,low,close,...)."
                 ) from None
+            if problem := _candle_problem(open_, high, low, close):
+                raise TapeError(f"{p} line {number}: {problem}; fix or drop that candle.")
             rows.append((open_ms, close_ms, open_, high, low, close))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise TapeError(f"{p} is a damaged gzip file (after line {len(rows)}): {exc}.") from None
     finally:
         reader.close()
         raw.close()

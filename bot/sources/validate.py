@@ -65,7 +65,8 @@ def make_liquidation(
 ) -> Liquidation:
     """Build a Liquidation after the checks every source applies, or raise the reason."""
     if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
-        raise MalformedMessage(f"timestamp {ts_ms} is outside 2009-01-01..2100-01-01")
+        hint = " (seconds? ts_ms is in milliseconds)" if 10**9 <= ts_ms < 5 * 10**9 else ""
+        raise MalformedMessage(f"timestamp {ts_ms} is outside 2009-01-01..2100-01-01{hint}")
     if not venue:
         raise MalformedMessage("venue is empty")
     if not symbol:
