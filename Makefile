@@ -1,18 +1,38 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+# Python packages come from uv.lock only (exact versions and hashes, from PyPI), installed by
+# a pinned uv; see docs/install.md for how to update the lock.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv lives outside .venv: `uv sync` removes from .venv whatever the lock does not list.
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+# uv reads no pip.conf; say the rest: this .venv, the machine's Python (never a downloaded
+# one), copies from uv's cache (which may sit on another file system).
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy
 
-.PHONY: run test lint typecheck unit bench clean install
+.PHONY: run test lint typecheck unit docs docs-check bench clean install lock
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(UV): requirements-uv.txt
+	test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements-uv.txt
+	touch $(UV)
+
+# --locked: a pyproject.toml that no longer matches uv.lock fails here, nothing is resolved.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	@$(UV_ENV) $(UV) sync --locked --extra dev --python $(PY) || { \
+		echo "make: could not install uv.lock into $(VENV). If pyproject.toml changed," \
+		"update the lock with '$(UV) lock', then run 'make test' (docs/install.md)." >&2; \
+		exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve uv.lock after editing the dependencies in pyproject.toml.
+lock: $(UV)
+	$(UV_ENV) $(UV) lock
 
 run: $(STAMP)
 	$(BIN)/liqguard run
@@ -24,6 +44,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The manual (docs/, mkdocs.yml) as a site in site/; --strict: a broken link or anchor fails.
+# NO_MKDOCS_2_WARNING: Material's end-of-life banner (May 2027) on every build; see
+# docs/development.md.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: $(STAMP)
+	$(MKDOCS) build --strict
+
+# Not --quiet: it drops the warnings before --strict counts them, and nothing fails.
+docs-check: $(STAMP)
+	$(MKDOCS) build --strict --site-dir $(VENV)/docs-check-site
+
 # anvil, the local Ethereum node of the on-chain tests: pinned in package.json/package-lock.json.
 ANVIL_STAMP := node_modules/.anvil-installed
 
@@ -34,10 +66,10 @@ $(ANVIL_STAMP): package.json package-lock.json
 unit: $(STAMP) $(ANVIL_STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck docs-check unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/detect_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) site .pytest_cache .mypy_cache .ruff_cache
