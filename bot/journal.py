@@ -43,9 +43,45 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 
 DEFAULT_JOURNAL_PATH = Path("var") / "liqguard.sqlite"
+URL_SCHEMES = ("sqlite", "postgresql")  # what the journal is tested on
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written; the message names it, the cause and the fix."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's own words (the first line), without SQLAlchemy's SQL and links."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def _writes(method: Any) -> Any:
+    """A write that fails (disk full, file gone, locked) raises JournalError, not a traceback."""
+
+    def guarded(self: SqlJournal, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalError(
+                f"journal {self.url}: could not write ({_cause(exc)}); free space or fix the "
+                "file, then run again: what was journaled before is kept"
+            ) from None
+
+    guarded.__doc__, guarded.__name__ = method.__doc__, method.__name__
+    return guarded
+
 
 metadata = MetaData()
 
@@ -74,7 +110,15 @@ def default_journal_url(path: str | Path | None = None) -> str:
     if path is not None and "://" in str(path):
         return str(path)
     p = Path(path) if path is not None else DEFAULT_JOURNAL_PATH
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.is_dir():
+        raise JournalError(f"journal {p} is a directory; give a file path, e.g. {p}/j.sqlite")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(
+            f"journal {p}: its folder cannot be made ({exc.strerror or exc}); give a path "
+            "in a writable folder"
+        ) from None
     return f"sqlite:///{p}"
 
 
@@ -117,18 +161,36 @@ class SqlJournal:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in URL_SCHEMES:
+            raise JournalError(
+                f"journal.url {url!r}: unknown scheme {scheme!r}; use a SQLite path or "
+                "sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB"
+            )
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise JournalError(f"journal.url {url!r}: {_cause(exc)}") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
         self._staged: list[dict[str, Any]] = []
         self._commits = 0  # since the last WAL checkpoint (compact)
+        try:
+            metadata.create_all(self.engine)
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(entries.c.key).where(entries.c.key.is_not(None)))
+                self._keys: set[str] = {r[0] for r in rows}
+                conn.execute(select(states.c.name, states.c.value).limit(1)).all()
+        except (DBAPIError, SQLAlchemyError) as exc:
+            self.engine.dispose()
+            raise JournalError(
+                f"journal {url}: cannot be opened as a liqguard journal ({_cause(exc)}); "
+                "give another --journal path (or move this file away)"
+            ) from None
         event.listen(self.engine, "commit", self._count_commit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(entries.c.key).where(entries.c.key.is_not(None)))
-            self._keys: set[str] = {r[0] for r in rows}
 
     # -- steps ----------------------------------------------------------------------------
+    @_writes
     def append(self, kind: str, ts_ms: int, payload: dict[str, Any], key: str | None = None) -> int:
         """Record one step now (staged rows first); a repeated `key` returns the first id."""
         if key is not None and key in self._keys:
@@ -162,6 +224,7 @@ class SqlJournal:
             self._keys.add(key)
         self._staged.append(_row(kind, ts_ms, payload, key))
 
+    @_writes
     def flush(self) -> None:
         """Commit the staged steps in ONE transaction (all or none after a crash)."""
         if not self._staged:
@@ -247,9 +310,11 @@ class SqlJournal:
             value = conn.execute(select(states.c.value).where(states.c.name == name)).scalar()
         return dict(value) if isinstance(value, dict) else None
 
+    @_writes
     def put_state(self, name: str, value: dict[str, Any]) -> None:
         self.checkpoint({name: value})
 
+    @_writes
     def checkpoint(self, values: Mapping[str, dict[str, Any]]) -> None:
         """Write several named states, and the staged steps, in ONE transaction."""
         now_s = time.time()
@@ -279,6 +344,7 @@ class SqlJournal:
     def _count_commit(self, _conn: Any) -> None:
         self._commits += 1
 
+    @_writes
     def compact(self, every_commits: int = 200) -> bool:
         """Fold the SQLite WAL into the database file (PASSIVE: never waits on readers) once
         `every_commits` commits have piled up; call it when idle. True if it ran."""

@@ -12,7 +12,7 @@ from strategies.registry import register
 
 
 class HaltParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     state: Literal["REDUCING", "HALTED"] = Field(
         default="HALTED", description="ladder target: REDUCING (only reducing orders) or HALTED"

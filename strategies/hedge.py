@@ -29,7 +29,7 @@ from strategies.registry import register
 
 
 class HedgeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mode: Literal["perp", "puts"] = Field(default="perp", description="short a perp, or buy puts")
     instrument_symbol: str = Field(
@@ -60,7 +60,7 @@ class HedgeParams(BaseModel):
 
 
 class UnhedgeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mode: Literal["perp", "puts", "both"] = Field(default="both", description="what to unwind")
     instrument_symbol: str = Field(default="BTCUSDT", min_length=1)

@@ -20,7 +20,7 @@ from strategies.registry import register
 
 
 class ReduceExposureParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     fraction: float = Field(default=0.5, gt=0, le=1, description="share of gross exposure cut")
     slices: int = Field(default=1, ge=1, le=100, description="TWAP slices per position")

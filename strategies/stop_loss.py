@@ -21,7 +21,7 @@ from strategies.registry import register
 
 
 class StopLossParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     distance: float = Field(default=0.02, gt=0, lt=0.5, description="stop distance from mark")
     danger_distance: float = Field(

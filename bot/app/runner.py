@@ -31,6 +31,7 @@ from bot.config.settings import Settings
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.summary import Summary, summarize
 from bot.events import FeedStatus, Liquidation, PriceTick
+from bot.journal import JournalError
 from bot.logs import register_secrets, setup_logging
 from bot.secrets import Secrets, load_secrets
 from bot.sources.feeds import merged_sources
@@ -152,6 +153,9 @@ def check_switches(settings: Settings, live: bool) -> None:
 def run_async(coro: Coroutine[Any, Any, int], display: Display) -> int:
     try:
         return asyncio.run(coro)
+    except Refused as exc:
+        display.say(str(exc), "error")
+        return exc.exit_code
     except KeyboardInterrupt:
         display.say("interrupted; the journal is consistent: run again to resume", "warn")
         return 130
@@ -161,18 +165,23 @@ def setup(settings: Settings) -> Secrets:
     """Secrets loaded and registered for redaction before any log line is written."""
     secrets = load_secrets()
     register_secrets(secrets.all_secret_values())
-    setup_logging(settings.logging.level, settings.logging.json_file)
+    try:
+        setup_logging(settings.logging.level, settings.logging.json_file)
+    except OSError as exc:
+        raise ConfigError(
+            f"logging.json_file {settings.logging.json_file}: cannot be written "
+            f"({exc.strerror or exc}); give a path in a writable folder or remove the setting"
+        ) from None
     return secrets
 
 
-def _build(settings: Settings, origin: str, display: Display, **kw: Any) -> Runtime | None:
+def _build(settings: Settings, origin: str, **kw: Any) -> Runtime:
     try:
         return build(settings, setup(settings), source=origin, **kw)
-    except ConfigError as exc:
-        display.say(str(exc))
-    except SetupError as exc:
-        display.say(str(exc), "error")
-    return None
+    except (ConfigError, SetupError) as exc:
+        raise Refused(str(exc), 2) from None
+    except JournalError as exc:
+        raise Refused(str(exc), 1) from None
 
 
 async def run_replay(
@@ -189,8 +198,13 @@ async def run_replay(
     """
     skip = 0
     if resuming and (cursor := orchestrator.restore()) is not None:
-        skip = int(cursor["events"])
-        await clock.advance_to(int(cursor["ts_ms"]))
+        try:
+            skip, ts_ms = int(cursor["events"]), int(cursor["ts_ms"])
+        except (KeyError, TypeError, ValueError):
+            raise JournalError(
+                f"the journal's replay cursor is damaged ({cursor!r}); start over with --fresh"
+            ) from None
+        await clock.advance_to(ts_ms)
         await orchestrator.resume()
     await orchestrator.run(replay_events(events, clock, speed, skip, on_event))
     return skip
@@ -210,7 +224,6 @@ async def replay(
     rt = _build(
         settings,
         origin,
-        display,
         mode="replay",
         identity=f"{plan.identity}|{settings.model_dump_json()}",
         journal_url=journal,
@@ -218,8 +231,6 @@ async def replay(
         fresh=fresh,
         console=console,
     )
-    if rt is None:
-        return 2
     orch, clock = rt.orchestrator, rt.clock
     assert isinstance(clock, SimClock)
     if not plan.ticks:
@@ -257,15 +268,12 @@ async def stream(
     rt = _build(
         settings,
         origin,
-        display,
         mode=mode,
         identity=f"{mode}|{origin}",
         journal_url=journal,
         approvals=approvals,
         console=console,
     )
-    if rt is None:
-        return 2
     if live:
         display.banner(
             "LIVE TRADING: real orders will be sent with your exchange keys.\n"
@@ -320,6 +328,9 @@ async def _drive(
     try:
         with display.watching(progress):
             await work
+    except JournalError as exc:
+        display.say(str(exc), "error")
+        return 1
     except TapeError as exc:  # a tape that changed or broke while it was replayed
         display.say(f"{exc} The journal is consistent: fix the file and run again.", "error")
         orch.checkpoint()

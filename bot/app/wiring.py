@@ -30,11 +30,13 @@ from bot.engine.policy import check_policy
 from bot.interfaces import Approver, Broker, Clock, LiveSource, Notifier
 from bot.journal import SqlJournal, default_journal_url
 from bot.notify import FanOut
+from bot.notify.background import EXIT_DELIVERY_S
 from bot.notify.console import ConsoleNotifier
 from bot.risk import RiskGate
 from bot.secrets import Secrets
 
 Mode = Literal["replay", "paper", "live"]
+APPROVAL_CHANNELS = ("auto", "console", "telegram")
 
 
 # -- factories of the edges (imported when used: web3, ccxt.pro and Telegram load slowly) ------
@@ -131,16 +133,19 @@ class Runtime:
         if (tg := self.extras.get("telegram")) is not None:
             await tg.start()
 
-    async def close(self) -> None:
-        await self.orchestrator.notifier.flush()  # queued messages go out while channels are up
+    async def close(self) -> int:
+        """Close every part; returns how many notifications could not be delivered in time."""
+        notifier = self.orchestrator.notifier
+        await notifier.flush(EXIT_DELIVERY_S)  # while the channels are up
         if (tg := self.extras.get("telegram")) is not None:
             await tg.close()
         close = getattr(self.approver, "close", None)
         if close is not None:
             await close()
-        await self.orchestrator.notifier.close()  # queued notifications delivered, then closed
+        await notifier.close(EXIT_DELIVERY_S)
         await self.broker.close()
         self.journal.close()
+        return notifier.undelivered
 
 
 def build(
@@ -159,6 +164,11 @@ def build(
 ) -> Runtime:
     """Everything a run needs, validated (a bad policy raises ConfigError before anything)."""
     resolved = check_policy(settings.policy, source)
+    if approvals is not None and approvals not in APPROVAL_CHANNELS:
+        # a typo must never fall through to auto-approval
+        raise SetupError(
+            f"--approvals {approvals!r}: unknown; use one of {', '.join(APPROVAL_CHANNELS)}"
+        )
     if mode == "live":  # before anything is opened or journaled
         from bot.app.gate import check_live_request  # loads ccxt: live runs only
 
@@ -192,8 +202,10 @@ def build(
         extras["telegram"] = parts
     elif approver is None and channel == "console":
         approver = ConsoleApprover(console=console)
-    elif approver is None:
-        approver = AutoApprover()  # embedding and tests bring their own
+    elif approver is None and channel == "auto":
+        approver = AutoApprover()
+    elif approver is None:  # unreachable: the config and the flag are both checked
+        raise SetupError(f"approvals channel {channel!r} is unknown")
     chosen += webhook_notifiers(settings, secrets)
     fan = FanOut(chosen)
     settle = clock.settle if isinstance(clock, SimClock) else None

@@ -28,7 +28,7 @@ from bot.cli.view import status_view, summary_view
 from bot.config import ConfigError, load_settings
 from bot.config.settings import Settings
 from bot.config.template import TEMPLATE
-from bot.journal import SqlJournal, default_journal_url
+from bot.journal import JournalError, SqlJournal, default_journal_url
 
 BUNDLED_TAPE = "binance-btcusdt_2024-12-04_06.csv"
 BUNDLED_PRICES = "BTCUSDT-5m_2024-12-04_06.csv"
@@ -129,12 +129,18 @@ def journal_cmd(
 ) -> None:
     """List the recent history of the journal, oldest first."""
     settings, _ = _settings(config)
-    url = default_journal_url(journal or settings.journal.url)
-    j = SqlJournal(url)
     try:
-        print_journal(out, j.recent(limit=limit, kinds=kind or None), url)
-    finally:
-        j.close()
+        url = default_journal_url(journal or settings.journal.url)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise JournalError(f"no journal at {url.removeprefix('sqlite:///')}; give --journal")
+        j = SqlJournal(url)
+        try:
+            print_journal(out, j.recent(limit=limit, kinds=kind or None), url)
+        finally:
+            j.close()
+    except JournalError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -31,7 +31,7 @@ Address = Annotated[str, AfterValidator(_checksum)]
 class AaveMarket(BaseModel):
     """One Aave v3 Pool. Its events become Liquidations of venue `venue`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     pool: Address = Field(description="the Pool contract (emits LiquidationCall)")
     oracle: Address | None = Field(
@@ -44,7 +44,7 @@ class AaveMarket(BaseModel):
 class CometMarket(BaseModel):
     """One Compound v3 Comet. Its events become Liquidations of venue `compound-v3-<name>`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     address: Address = Field(description="the Comet proxy (emits AbsorbCollateral/AbsorbDebt)")
     base_usd_feed: Address | None = Field(
@@ -83,7 +83,7 @@ FALLBACK_MAX_HEAD_AGE_S = 120.0
 class ChainConfig(BaseModel):
     """One chain: where to read it, which markets, and when an event counts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     chain_id: int = Field(default=1, ge=1, description="checked against the node at start")
     rpc_http: str | None = Field(

@@ -19,7 +19,7 @@ from bot.events import Side
 class PaperPositionConfig(BaseModel):
     """A position the paper account starts with."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     venue: str = "binance-usdm"
     symbol: str = "BTCUSDT"
@@ -37,7 +37,7 @@ class PaperPositionConfig(BaseModel):
 class PaperConfig(BaseModel):
     """`paper:` — the simulated account: holdings, slippage, fees."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     balance_usd: float = Field(default=100_000.0, ge=0, description="cash collateral")
     positions: tuple[PaperPositionConfig, ...] = Field(
@@ -57,7 +57,7 @@ class PaperConfig(BaseModel):
 
 
 class _AccountFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     balance_usd: float = Field(ge=0)
     positions: tuple[PaperPositionConfig, ...] = ()

@@ -18,7 +18,7 @@ from bot.events import ApprovalMode, TimeoutDefault
 class ActionConfig(BaseModel):
     """One step of the policy: a strategy, its params and how a person approves it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     strategy: str = Field(min_length=1, description="registered strategy name")
     params: dict[str, Any] = Field(default_factory=dict, description="the strategy's Params")
@@ -71,7 +71,7 @@ def _default_calm() -> tuple[ActionConfig, ...]:
 class LevelsPolicy(BaseModel):
     """The actions of one rule: by level (a level runs the highest configured level <= it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     levels: dict[int, tuple[ActionConfig, ...]] = Field(default_factory=_default_levels)
     calm: tuple[ActionConfig, ...] = Field(default_factory=_default_calm)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class RiskLimits(BaseModel):
     """Caps checked on every action before approval (see bot.risk.RiskGate)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_order_usd: float = Field(
         default=500_000.0, gt=0, description="largest notional of one order (stops: at stop)"

@@ -6,11 +6,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bot.events import Side
 
+MAX_SPAN_S = 366 * 86400.0  # a year: longer windows are typos
+
 
 class RuleConfig(BaseModel):
     """One detector rule. Defaults are those of the detector contract (1h, $1M, x2, 2h)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(default="all", min_length=1, description="unique rule name")
     venues: tuple[str, ...] = Field(default=(), description="venues counted; empty = all")
@@ -18,13 +20,28 @@ class RuleConfig(BaseModel):
         default=(), description="symbols (BTCUSDT) or base assets (BTC) counted; empty = all"
     )
     sides: tuple[Side, ...] = Field(default=("long", "short"), description="position sides")
-    window_s: float = Field(default=3600.0, gt=0, description="rolling window W, seconds")
-    threshold_usd: float = Field(default=1_000_000.0, gt=0, description="base threshold T0")
-    factor: float = Field(default=2.0, gt=1, description="threshold multiplier per level f")
+    # bounds: a window beyond a year or a threshold below a cent cannot be meant (and a
+    # threshold of 0 cents would make every level cross at once)
+    window_s: float = Field(
+        default=3600.0, gt=0, le=MAX_SPAN_S, description="rolling window W, seconds"
+    )
+    threshold_usd: float = Field(default=1_000_000.0, ge=0.01, description="base threshold T0")
+    factor: float = Field(default=2.0, gt=1, le=100, description="threshold multiplier per level f")
     escalation_window_s: float = Field(
-        default=7200.0, gt=0, description="E: level resets to 0 after this long without anomaly"
+        default=7200.0,
+        gt=0,
+        le=MAX_SPAN_S,
+        description="E: level resets to 0 after this long without anomaly",
     )
     top_n: int = Field(default=5, ge=1, le=50, description="top symbols/venues carried")
+
+    @field_validator("factor")
+    @classmethod
+    def _factor_steps(cls, factor: float) -> float:
+        # closer to 1, a window sum would climb thousands of levels per event
+        if factor < 1.01:
+            raise ValueError(f"must be greater than 1 by at least 0.01 (got {factor})")
+        return factor
 
     @field_validator("sides")
     @classmethod

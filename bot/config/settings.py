@@ -18,7 +18,7 @@ from bot.config.venues import ExchangesConfig
 
 
 class LoggingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
     json_file: str | None = Field(default=None, description="also write JSON lines here")
@@ -27,7 +27,7 @@ class LoggingConfig(BaseModel):
 class Settings(BaseModel):
     """Everything liqguard.yaml may say. Unknown keys are refused, with the key named."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mode: Literal["paper", "live"] = Field(
         default="paper", description="paper (default) or live; live also needs --live"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 class ChartConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(default=True, description="attach a PNG chart to anomaly alerts")
     hours: float = Field(default=6.0, gt=0, le=72, description="how far back the chart looks")
@@ -24,7 +24,7 @@ class ChartConfig(BaseModel):
 class TelegramConfig(BaseModel):
     """Where the bot talks, who may decide, and how approvals work."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     chat_id: int = Field(description="the group (negative id) or private chat the bot talks in")
     topic_id: int | None = Field(
@@ -77,7 +77,7 @@ class TelegramConfig(BaseModel):
 class WebhookConfig(BaseModel):
     """An incoming webhook; the body is signed with LIQGUARD_WEBHOOK_SECRET when it is set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str = Field(description="http(s) URL of the webhook")
     kind: Literal["generic", "slack", "discord"] = "generic"

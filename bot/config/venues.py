@@ -50,7 +50,7 @@ class EndpointsConfig(BaseModel):
     to which ccxt appends `/public`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rest: str | None = Field(default=None, description="e.g. http://127.0.0.1:8080")
     ws: str | None = Field(default=None, description="e.g. ws://127.0.0.1:8080/ws")
@@ -77,7 +77,7 @@ class EndpointsConfig(BaseModel):
 class VenueConfig(BaseModel):
     """One venue: its liquidation stream and, with keys, its account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(default=True, description="stream this venue's liquidations")
     symbols: tuple[str, ...] = Field(
@@ -126,7 +126,7 @@ def _default_venues() -> dict[VenueName, VenueConfig]:
 class ExchangesConfig(BaseModel):
     """Live venues: which stream, which trades, which buys puts, where raw messages go."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     venues: dict[VenueName, VenueConfig] = Field(default_factory=_default_venues)
     trading_venue: VenueName = Field(

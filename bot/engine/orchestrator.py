@@ -51,7 +51,7 @@ from bot.events import (
 from bot.interfaces import Approver, Broker, Clock, Notifier
 from bot.journal import SqlJournal
 from bot.logs import redact
-from bot.notify.background import BackgroundNotifier
+from bot.notify.background import EXIT_DELIVERY_S, BackgroundNotifier
 from bot.notify.format import Notice
 from bot.risk import RiskGate
 from bot.sources.feeds import FeedBook, tick_rules
@@ -161,14 +161,14 @@ class Orchestrator:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         self.checkpoint(finished=True)
-        await self.notifier.flush()
+        await self.notifier.flush(EXIT_DELIVERY_S)
 
     async def stop(self) -> None:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*list(self.tasks), return_exceptions=True)
         self.checkpoint()
-        await self.notifier.flush()  # never dropped: what was queued is told before exit
+        await self.notifier.flush(EXIT_DELIVERY_S)  # what was queued is told, or reported
         logger.info("stopped; journal checkpointed at {} events", self.counters.events)
 
     async def _on_price(self, tick: PriceTick) -> None:

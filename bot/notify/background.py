@@ -7,7 +7,8 @@ path (`hold()`: an event being handled, an order on its way) and until the path 
 free for `idle_s` (a cascade's frames come in bursts: speak between bursts, not inside one),
 at most `hold_max_s` after the first queued event, then delivers everything queued.
 `before_delivery` runs first (the orchestrator commits the journal: nobody is told what the
-journal does not hold). `flush()` delivers what is queued now; `close()` flushes first.
+journal does not hold). `flush()` delivers what is queued now; `close(deadline_s)` delivers
+within a deadline, then says what it could not deliver.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable, Iterator
 from loguru import logger
 
 from bot.interfaces import Notifier
+
+EXIT_DELIVERY_S = 10.0  # at the end of a run, notifications get this long; then reported
 
 
 class BackgroundNotifier:
@@ -44,6 +47,7 @@ class BackgroundNotifier:
         self._holds = 0
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.undelivered = 0  # notifications given up on (a channel that did not answer)
         self._order = asyncio.Lock()  # one drain at a time: delivery keeps the queue's order
 
     @property
@@ -75,19 +79,39 @@ class BackgroundNotifier:
                 self._free_since = asyncio.get_running_loop().time()
                 self._quiet.set()
 
-    async def flush(self) -> None:
-        """Deliver everything queued so far, now (shutdown, end of a replay, tests)."""
-        await self._drain()
+    async def flush(self, deadline_s: float | None = None) -> int:
+        """Deliver everything queued so far, now (shutdown, end of a replay, tests), within
+        `deadline_s` (None: however long it takes); returns how many were given up on."""
+        try:
+            async with asyncio.timeout(deadline_s):
+                await self._drain()
+        except TimeoutError:  # an unreachable channel must not hold the exit
+            logger.error(
+                "{} notification(s) not delivered within {:g} s (a channel did not answer); "
+                "the journal holds every step",
+                len(self._queue),
+                deadline_s,
+            )
+            return self.discard()  # reported once: a later flush does not wait on it again
+        return 0
 
-    async def close(self) -> None:
+    def discard(self) -> int:
+        """Forget what is queued (already reported as undelivered); returns how many."""
+        n = len(self._queue)
+        self._queue.clear()
+        self.undelivered += n
+        return n
+
+    async def close(self, deadline_s: float | None = None) -> None:
+        """Deliver what is queued, within `deadline_s` (None: however long it takes), then
+        close the channels; `undelivered` counts what could not be delivered."""
         self._closed = True
-        await self._drain()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._drain()  # anything the cancelled task had not delivered
+        await self.flush(deadline_s)
         await self.inner.close()
 
     async def _run(self) -> None:
