@@ -19,10 +19,10 @@ from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.policy import check_policy
-from bot.events import Anomaly, Liquidation, PriceTick, TradingStateChanged
+from bot.events import Anomaly, Liquidation, Notice, PriceTick, TradingStateChanged
 from bot.interfaces import Approver
 from bot.journal import SqlJournal, default_journal_url
-from bot.notify.format import Notice, render
+from bot.notify.format import render
 from bot.risk import RiskGate
 from bot.sources.replay import replay_events
 from strategies.base import Plan, StrategyContext
@@ -72,11 +72,13 @@ def _make(
     settings = Settings.model_validate({"rules": [RULE], "policy": policy, "paper": PAPER, **extra})
     clock = SimClock(0)
     recorder = Recorder()
+    paper = PaperBroker(settings.paper, clock)
     orch = Orchestrator(
         session="s1",
         detector=Detector(settings.rules),
         risk=RiskGate(settings.risk),
-        broker=PaperBroker(settings.paper, clock),
+        broker=paper,
+        market=paper,
         journal=SqlJournal(default_journal_url(tmp_path / "j.sqlite")),
         approver=approver or AutoApprover(),
         notifier=recorder,
