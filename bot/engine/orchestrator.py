@@ -3,6 +3,8 @@
 Contents, in the order an event flows:
 - handle(event): Liquidation -> detector; PriceTick -> paper marks, stops, liquidations, and a
   detector tick (calm, window drain); FeedStatus -> feed book, journal and notify
+- paper mode: `market` (a bot.interfaces.PaperMarket, the account the paper broker fills) and
+  the untouched `baseline` are driven here by the price ticks; live runs pass neither
 - _respond(anomaly | calm): journal, notify, then for each policy action: plan (strategy, fenced)
   -> risk verdict -> an ActionExecutor task (approval, ladder, orders, fills)
 - hot path: an action's records (anomaly, plan, verdict, decision, order sent) are staged and
