@@ -1,11 +1,13 @@
 """The one vocabulary of liqguard: small frozen dataclasses that flow through the pipeline.
 
 Contents, in pipeline order:
-- market input: Liquidation, PriceTick, FeedStatus
+- market input: Liquidation, PriceTick, FeedStatus, and Event (any one of them)
 - detector output: Anomaly, Calm
 - portfolio: Position, Portfolio
 - response: OrderIntent, Action, RiskVerdict, ApprovalRequest, Decision
-- execution: OrderResult, Fill, TradingStateChanged
+- execution: OrderResult (+ outcome_unknown), Fill, TradingStateChanged, PaperLiquidation
+- people: Notice and its Severity (a message that is no pipeline event)
+- the journal: JournalKind, the kind of every journaled row
 
 Money is carried in integer cents where the detector sums it (`*_cents`), with `*_usd`
 properties for display; everything else carries its unit in its name.
@@ -13,6 +15,7 @@ properties for display; everything else carries its unit in its name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -69,6 +72,8 @@ class FeedStatus:
     clock_skew_ms: int | None = None
     detail: str = ""
 
+
+Event = Liquidation | PriceTick | FeedStatus  # what a source yields and the orchestrator handles
 
 # ---------------------------------------------------------------------------------------------
 # Detector output
@@ -344,9 +349,16 @@ class Fill:
     reduce_only: bool = False
 
 
+OUTCOME_UNKNOWN = "outcome unknown"  # the first words of the error of such a result
+
+
 @dataclass(frozen=True, slots=True)
 class OrderResult:
-    """What the broker says of one intent: accepted (maybe filled), or rejected and why."""
+    """What the broker says of one intent: accepted (maybe filled), or rejected and why.
+
+    `outcome_unknown`: the broker cannot tell whether the order landed (status `failed`, the
+    error says why); it is never re-sent by itself, a person checks the venue.
+    """
 
     client_id: str
     status: Literal["filled", "open", "canceled", "rejected", "failed"]
@@ -355,6 +367,15 @@ class OrderResult:
     fills: tuple[Fill, ...] = ()
     error: str = ""
     retryable: bool = False
+    outcome_unknown: bool = False
+
+
+def journaled_outcome_unknown(payload: Mapping[str, Any]) -> bool:
+    """Whether a journaled order result has an unknown outcome (older journals say so only
+    by the error text's first words)."""
+    if payload.get("outcome_unknown"):
+        return True
+    return str(payload.get("error", "")).startswith(OUTCOME_UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +385,78 @@ class TradingStateChanged:
     state: TradingState
     reason: str
     by: str = "policy"
+
+
+@dataclass(frozen=True, slots=True)
+class PaperLiquidation:
+    """A paper position's mark crossed its liquidation price: closed there, margin lost."""
+
+    ts_ms: int
+    venue: str
+    symbol: str
+    side: str
+    size: float
+    price: float
+    realized_usd: float
+
+
+# ---------------------------------------------------------------------------------------------
+# People
+# ---------------------------------------------------------------------------------------------
+
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message that is no pipeline event. `page` asks notifiers to wake a human."""
+
+    ts_ms: int
+    title: str
+    text: str = ""
+    severity: Severity = "info"
+    page: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# The journal
+# ---------------------------------------------------------------------------------------------
+
+
+class JournalKind(StrEnum):
+    """The kind of a journaled row; the value is what the journal stores (old journals too)."""
+
+    # the detector and the feeds (orchestrator)
+    ANOMALY = "anomaly"
+    CALM = "calm"
+    FEED = "feed"
+    # one action (orchestrator, executor), in the order it meets them
+    ACTION_PLANNED = "action_planned"
+    ACTION_FAILED = "action_failed"  # the account could not be read: not planned
+    STRATEGY_FAILED = "strategy_failed"
+    RISK_VERDICT = "risk_verdict"
+    APPROVAL_REQUEST = "approval_request"
+    DECISION = "decision"
+    APPROVAL = "approval"  # a confirmed action's final approval state
+    LADDER = "ladder"
+    ORDER_SKIPPED = "order_skipped"
+    ORDER_SENT = "order_sent"
+    ORDER_RESULT = "order_result"
+    FILL = "fill"
+    FAILURE = "failure"
+    ACTION_END = "action_end"
+    PAPER_LIQUIDATION = "paper_liquidation"
+    # the start of a live run
+    RECONCILE = "reconcile"
+    # on-chain sources
+    ONCHAIN_REJECTED = "onchain_rejected"
+    ONCHAIN_DEEP_REORG = "onchain_deep_reorg"
+    ONCHAIN_WITHDRAWN = "onchain_withdrawn"
+    ONCHAIN_UNCONFIRMED = "onchain_unconfirmed"
+    # Telegram
+    TELEGRAM_COMMAND = "telegram.command"
+    TELEGRAM_APPROVAL_SENT = "telegram.approval_sent"
+    TELEGRAM_UNREACHABLE = "telegram.unreachable"
+    TELEGRAM_REFUSED = "telegram.refused"
+    TELEGRAM_PRESS = "telegram.press"
+    TELEGRAM_DECISION = "telegram.decision"

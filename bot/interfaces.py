@@ -5,21 +5,23 @@
 - Broker: portfolio in, orders out (paper or ccxt)
 - Approver: may this action run? (auto, console, telegram)
 - Notifier: tell people what happened (console, telegram, webhook)
-- Journal: every step, durably, so a restart resumes
+- Journal: every step, durably, so a restart resumes (bot.journal: SqlJournal, MemoryJournal)
+- PaperMarket: the simulated account a paper run drives on the price path (the paper broker)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from bot.events import (
     ApprovalRequest,
     Decision,
-    FeedStatus,
-    Liquidation,
+    Event,
+    JournalKind,
     OrderIntent,
     OrderResult,
+    PaperLiquidation,
     Portfolio,
     PriceTick,
 )
@@ -39,7 +41,7 @@ class Clock(Protocol):
 class LiveSource(Protocol):
     name: str
 
-    def events(self) -> AsyncIterator[Liquidation | FeedStatus | PriceTick]:
+    def events(self) -> AsyncIterator[Event]:
         """Yield events as they arrive, forever, until `close()`."""
         ...
 
@@ -83,16 +85,99 @@ class Notifier(Protocol):
 
 
 class Journal(Protocol):
-    def append(self, kind: str, ts_ms: int, payload: dict[str, Any], key: str | None = None) -> int:
-        """Record one step. With `key`, a second append of the same key is a no-op."""
+    """What the engine (bot.engine) and the edges (sources, Telegram) call of the journal.
+
+    Steps are rows (a kind, a time, a JSON payload, an optional unique key); states are named
+    JSON snapshots. An entry read back is a dict: id, ts_ms, kind, key, payload.
+    """
+
+    def append(
+        self, kind: JournalKind, ts_ms: int, payload: dict[str, Any], key: str | None = None
+    ) -> int:
+        """Record one step now (staged steps first); a repeated `key` is a no-op (first id)."""
+        ...
+
+    def stage(
+        self, kind: JournalKind, ts_ms: int, payload: dict[str, Any], key: str | None = None
+    ) -> None:
+        """Queue one step for the next commit; `has(key)` is true at once."""
+        ...
+
+    def flush(self) -> None:
+        """Commit the staged steps in ONE transaction (all or none after a crash)."""
         ...
 
     def has(self, key: str) -> bool: ...
 
-    def recent(
-        self, limit: int = 50, kinds: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]: ...
+    def find_key(self, key: str) -> dict[str, Any] | None:
+        """The entry with this key, or None."""
+        ...
+
+    def find(
+        self,
+        kinds: Sequence[JournalKind] | None = None,
+        since_id: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries in write order (oldest first), optionally of some kinds only."""
+        ...
 
     def get_state(self, name: str) -> dict[str, Any] | None: ...
 
     def put_state(self, name: str, value: dict[str, Any]) -> None: ...
+
+    def checkpoint(self, values: Mapping[str, dict[str, Any]]) -> None:
+        """Write several named states, and the staged steps, in ONE transaction."""
+        ...
+
+    def compact(self, every_commits: int = 200) -> bool:
+        """Housekeeping while idle (SQLite: fold the WAL) once enough commits piled up."""
+        ...
+
+
+class PaperPosition(Protocol):
+    """A simulated position as the live view reads it (entry unknown until the first price)."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def side(self) -> str: ...
+
+    @property
+    def size(self) -> float: ...
+
+    @property
+    def entry_price(self) -> float | None: ...
+
+    @property
+    def liquidation_price(self) -> float | None: ...
+
+
+class PaperMarket(Protocol):
+    """A simulated account on the price path: the orchestrator feeds it every price tick and
+    the detector's stress, journals what it fills or liquidates, and checkpoints it."""
+
+    @property
+    def positions(self) -> Mapping[tuple[str, str, str], PaperPosition]:
+        """(venue, symbol, side) -> the open position."""
+        ...
+
+    @property
+    def max_drawdown_usd(self) -> float: ...
+
+    def set_stress(self, window_usd: float) -> None:
+        """The detector's window sum now (fills slip more in a cascade)."""
+        ...
+
+    def on_price(self, tick: PriceTick) -> Sequence[OrderResult | PaperLiquidation]:
+        """Move the mark: the resting orders it filled and the positions it liquidated."""
+        ...
+
+    def equity_usd(self) -> float: ...
+
+    def pnl_usd(self) -> float: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...

@@ -4,6 +4,7 @@ Contents:
 - tables: `journal_entries` (one row per step, optional unique idempotency key) and
   `journal_state` (named JSON snapshots: detector, ladder, paper account, replay cursor)
 - SqlJournal: append / stage + flush / has / recent / find / get_state / put_state / checkpoint
+- MemoryJournal: the same Journal (bot.interfaces) in memory, for tests and embedding
 - to_payload: bot.events dataclasses -> JSON-safe dicts
 - default_journal_url: where the journal lives when nothing says otherwise
 
@@ -271,7 +272,7 @@ class SqlJournal:
         """Entries in write order (oldest first), optionally of some kinds only."""
         query = select(entries).where(entries.c.id > since_id).order_by(entries.c.id)
         if kinds:
-            query = query.where(entries.c.kind.in_(list(kinds)))
+            query = query.where(entries.c.kind.in_([str(k) for k in kinds]))
         if limit is not None:
             query = query.limit(limit)
         self.flush()
@@ -282,7 +283,7 @@ class SqlJournal:
         """The newest `limit` entries, oldest first."""
         query = select(entries).order_by(entries.c.id.desc()).limit(limit)
         if kinds:
-            query = query.where(entries.c.kind.in_(list(kinds)))
+            query = query.where(entries.c.kind.in_([str(k) for k in kinds]))
         self.flush()
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
@@ -375,7 +376,7 @@ def _sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
 def _row(kind: str, ts_ms: int, payload: dict[str, Any], key: str | None) -> dict[str, Any]:
     return {
         "ts_ms": int(ts_ms),
-        "kind": kind,
+        "kind": str(kind),  # a JournalKind stores its value: the same text old journals hold
         "key": key,
         "payload": _jsonable(payload),
         "recorded_at_s": time.time(),
@@ -392,6 +393,79 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # SqlJournal.compact() runs it when the bot is idle, and closing the file runs it too
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+class MemoryJournal:
+    """The Journal of bot.interfaces in memory: nothing survives the process. Payloads and
+    states go through JSON as in SqlJournal, so what is read back is what a restart reads."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.states: dict[str, str] = {}
+        self._by_key: dict[str, dict[str, Any]] = {}
+        self._staged: list[dict[str, Any]] = []
+
+    def append(self, kind: str, ts_ms: int, payload: dict[str, Any], key: str | None = None) -> int:
+        if key is not None and key in self._by_key:
+            self.flush()
+            return int(self._by_key[key]["id"])
+        self.flush()
+        return self._write(_row(kind, ts_ms, payload, key))
+
+    def stage(self, kind: str, ts_ms: int, payload: dict[str, Any], key: str | None = None) -> None:
+        if key is not None:
+            if key in self._by_key:
+                return
+            self._by_key[key] = {}  # has(key) at once; the entry lands with the flush
+        self._staged.append(_row(kind, ts_ms, payload, key))
+
+    def flush(self) -> None:
+        staged, self._staged = self._staged, []
+        for row in staged:
+            self._write(row)
+
+    def _write(self, row: dict[str, Any]) -> int:
+        entry = {"id": len(self.entries) + 1, **row, "payload": json.loads(dumps(row["payload"]))}
+        self.entries.append(entry)
+        if row["key"] is not None:
+            self._by_key[row["key"]] = entry
+        return int(entry["id"])
+
+    def has(self, key: str) -> bool:
+        return key in self._by_key
+
+    def find_key(self, key: str) -> dict[str, Any] | None:
+        self.flush()
+        entry = self._by_key.get(key)
+        return dict(entry) if entry else None
+
+    def find(
+        self, kinds: Sequence[str] | None = None, since_id: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        self.flush()
+        wanted = {str(k) for k in kinds} if kinds else None
+        out = [
+            dict(e)
+            for e in self.entries
+            if e["id"] > since_id and (wanted is None or e["kind"] in wanted)
+        ]
+        return out[:limit] if limit is not None else out
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        text = self.states.get(name)
+        value = json.loads(text) if text is not None else None
+        return value if isinstance(value, dict) else None
+
+    def put_state(self, name: str, value: dict[str, Any]) -> None:
+        self.checkpoint({name: value})
+
+    def checkpoint(self, values: Mapping[str, dict[str, Any]]) -> None:
+        self.flush()
+        for name, value in values.items():
+            self.states[name] = dumps(value)
+
+    def compact(self, every_commits: int = 200) -> bool:
+        return False  # nothing to fold in memory
 
 
 def dumps(payload: Mapping[str, Any]) -> str:

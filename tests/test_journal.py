@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.events import Fill, OrderIntent, TradingState, TradingStateChanged
+from sqlalchemy import create_engine
+
+from bot.events import Fill, JournalKind, OrderIntent, TradingState, TradingStateChanged
 from bot.journal import SqlJournal, default_journal_url, to_payload
 
 
@@ -89,3 +91,21 @@ def test_compact_folds_the_wal_only_when_due(tmp_path: Path) -> None:
     j.append("note", 9, {"n": 9})
     assert wal.exists() and j.compact(every_commits=1)
     assert [e["payload"]["n"] for e in _journal(tmp_path).find()] == [0, 1, 2, 3, 4, 9]
+
+
+def test_a_journal_kind_is_stored_as_its_text_and_old_rows_read_by_kind(tmp_path: Path) -> None:
+    url = default_journal_url(tmp_path / "j.sqlite")
+    j = SqlJournal(url)
+    j.append(JournalKind.ORDER_SENT, 1, {"client_id": "a-0"}, key="order:a-0")
+    j.append("order_sent", 2, {"client_id": "b-0"})  # a row as an older version wrote it
+    j.close()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.exec_driver_sql("SELECT kind FROM journal_entries")]
+    engine.dispose()
+    assert stored == ["order_sent", "order_sent"]
+    again = SqlJournal(url)
+    found = again.find(kinds=[JournalKind.ORDER_SENT])
+    assert [e["payload"]["client_id"] for e in found] == ["a-0", "b-0"]
+    assert all(e["kind"] == JournalKind.ORDER_SENT for e in found)
+    again.close()

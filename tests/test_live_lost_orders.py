@@ -43,6 +43,7 @@ async def test_reduce_only_create_lost_every_time_is_reported_not_placed() -> No
     assert len(server.order_requests()) == 2 and server.orders == []
     assert result.status == "failed" and result.retryable
     assert result.error.startswith("not placed after 2 attempts")
+    assert not result.outcome_unknown  # certainly absent: not a case for a person
 
 
 async def test_hedge_with_unknown_outcome_is_never_resent() -> None:
@@ -52,6 +53,7 @@ async def test_hedge_with_unknown_outcome_is_never_resent() -> None:
     async with local_broker(server) as broker:
         result = await broker.submit(hedge, "lghedge-0")
     assert result.status == "failed" and result.error.startswith("outcome unknown")
+    assert result.outcome_unknown
     assert "decide" in result.error
     assert len(server.order_requests()) == 1
 
@@ -63,6 +65,7 @@ async def test_lookup_failure_after_a_timeout_is_unknown_not_rejected() -> None:
     async with local_broker(server, read_attempts=1) as broker:
         result = await broker.submit(intent(amount=0.1), "lgunk-0")
     assert result.status == "failed" and "lookup failed" in result.error
+    assert result.outcome_unknown and result.error.startswith("outcome unknown: create")
     assert not result.retryable and len(server.order_requests()) == 1
 
 

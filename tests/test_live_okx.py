@@ -113,5 +113,6 @@ async def test_okx_hedge_lost_in_flight_is_reported_unknown_never_resent() -> No
     async with okx_broker(server, read_attempts=1) as broker:
         result = await broker.submit(sell(0.1, reduce_only=False), "lgokx-4")
     assert result.status == "failed" and result.error.startswith("outcome unknown")
+    assert result.outcome_unknown
     assert "lookup failed" in result.error
     assert len(server.creates()) == 1

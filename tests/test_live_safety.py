@@ -198,6 +198,20 @@ async def test_start_live_reconciles_the_journal(tmp_path: Path) -> None:
     assert len(server.orders) == 1  # reconciling never sends
 
 
+def test_an_order_result_flagged_outcome_unknown_is_looked_up_again(tmp_path: Path) -> None:
+    journal = SqlJournal(default_journal_url(str(tmp_path / "j.sqlite")))
+    sell = OrderIntent("binance-usdm", "BTCUSDT", "sell", "market", 0.1, reduce_only=True)
+    for cid in ("lgf-0", "lgf-1"):
+        journal.append("order_sent", 1, to_payload(sell, client_id=cid), key=f"order:{cid}")
+    # the status, not the text, says it: a message worded otherwise is still looked up
+    flagged = {"client_id": "lgf-0", "status": "failed", "error": "busy", "outcome_unknown": True}
+    journal.append("order_result", 2, flagged, key="result:lgf-0")
+    failed = {"client_id": "lgf-1", "status": "failed", "error": "busy"}
+    journal.append("order_result", 2, failed, key="result:lgf-1")
+    assert unsettled_orders(journal) == [("lgf-0", sell)]
+    journal.close()
+
+
 async def test_rate_limiter_credits_idle_time() -> None:
     limiter = IdleCreditThrottler({"refillRate": 1 / 50, "capacity": 1.0, "tokens": 0})
     await limiter(4)  # tokens available: through at once, now in debt

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.events import Notice
 from bot.notify.background import BackgroundNotifier
-from bot.notify.format import Notice
 
 
 class Slow:

@@ -19,10 +19,18 @@ from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.policy import check_policy
-from bot.events import Anomaly, Liquidation, PriceTick, TradingStateChanged
-from bot.interfaces import Approver
-from bot.journal import SqlJournal, default_journal_url
-from bot.notify.format import Notice, render
+from bot.engine.summary import summarize
+from bot.events import (
+    Anomaly,
+    JournalKind,
+    Liquidation,
+    Notice,
+    PriceTick,
+    TradingStateChanged,
+)
+from bot.interfaces import Approver, Journal
+from bot.journal import MemoryJournal, SqlJournal, default_journal_url
+from bot.notify.format import render
 from bot.risk import RiskGate
 from bot.sources.replay import replay_events
 from strategies.base import Plan, StrategyContext
@@ -67,17 +75,23 @@ class Recorder:
 
 
 def _make(
-    tmp_path: Path, policy: dict[str, Any], approver: Approver | None = None, **extra: Any
+    tmp_path: Path,
+    policy: dict[str, Any],
+    approver: Approver | None = None,
+    journal: Journal | None = None,
+    **extra: Any,
 ) -> tuple[Orchestrator, Recorder, SimClock]:
     settings = Settings.model_validate({"rules": [RULE], "policy": policy, "paper": PAPER, **extra})
     clock = SimClock(0)
     recorder = Recorder()
+    paper = PaperBroker(settings.paper, clock)
     orch = Orchestrator(
         session="s1",
         detector=Detector(settings.rules),
         risk=RiskGate(settings.risk),
-        broker=PaperBroker(settings.paper, clock),
-        journal=SqlJournal(default_journal_url(tmp_path / "j.sqlite")),
+        broker=paper,
+        market=paper,
+        journal=journal or SqlJournal(default_journal_url(tmp_path / "j.sqlite")),
         approver=approver or AutoApprover(),
         notifier=recorder,
         clock=clock,
@@ -310,6 +324,56 @@ async def test_ctrl_c_leaves_the_journal_consistent_and_resume_finishes(tmp_path
     assert sum(f["amount"] for f in fills) == pytest.approx(0.6)
     long_left = again.paper.positions[(V, S, "long")].size if again.paper else None
     assert long_left == pytest.approx(0.4)
+
+
+async def _cut_short_then_resumed(
+    tmp_path: Path, policy: dict[str, Any], journal: Journal, tape: list[Any]
+) -> None:
+    """Ctrl-C after the first fill, then a restart on the same journal that finishes."""
+    orch, _rec, clock = _make(tmp_path, policy, journal=journal)
+    first_fill = asyncio.Event()
+
+    def on_event(_n: int, _e: object) -> None:
+        if journal.find(kinds=[JournalKind.FILL]):
+            first_fill.set()
+
+    task = asyncio.create_task(orch.run(replay_events(tape, clock, None, on_event=on_event)))
+    await first_fill.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    again, _rec2, clock2 = _make(tmp_path, policy, journal=journal)
+    cursor = again.restore()
+    assert cursor is not None
+    await clock2.advance_to(int(cursor["ts_ms"]))
+    assert await again.resume() == 1
+    await again.run(replay_events(tape, clock2, None, skip=int(cursor["events"])))
+
+
+async def test_the_engine_needs_only_the_journal_protocol(tmp_path: Path) -> None:
+    """A TWAP cut interrupted and resumed on the in-memory journal journals what SqlJournal
+    journals: the engine uses nothing beyond bot.interfaces.Journal."""
+    policy = {
+        "levels": {
+            1: [
+                {
+                    "strategy": "reduce_exposure",
+                    "params": {"fraction": 0.6, "slices": 3, "slice_interval_s": 60},
+                }
+            ]
+        },
+        "calm": [],
+    }
+    tape = [_price(0), _liq(1_000, 1_500)] + [_price(t * 30_000) for t in range(1, 8)]
+    sql = SqlJournal(default_journal_url(tmp_path / "sql.sqlite"))
+    memory = MemoryJournal()
+    for journal in (sql, memory):
+        await _cut_short_then_resumed(tmp_path, policy, journal, tape)
+        summary = summarize(journal, "s1")
+        assert (summary.orders_sent, summary.fills) == (3, 3)
+    rows = [[(e["kind"], e["key"], e["payload"]) for e in j.find()] for j in (sql, memory)]
+    assert rows[1] == rows[0]
+    sql.close()
 
 
 async def _silent() -> Any:

@@ -100,11 +100,13 @@ def _make(
     clock = SimClock(0)
     url = default_journal_url(tmp_path / "j.sqlite")
     recorder = Recorder(seen)
+    paper = WatchedBroker(settings.paper, clock, url=url, seen=seen)
     orch = Orchestrator(
         session="s1",
         detector=Detector(settings.rules),
         risk=RiskGate(settings.risk),
-        broker=WatchedBroker(settings.paper, clock, url=url, seen=seen),
+        broker=paper,
+        market=paper,
         journal=SqlJournal(url),
         approver=AutoApprover(),
         notifier=recorder,

@@ -134,6 +134,8 @@ async def test_a_hedge_sent_before_a_crash_and_not_found_is_not_sent_again(
     results = {r["client_id"]: r for r in _kinds(orch, "order_result")}
     assert results["lgcrash-0"]["status"] == "failed"
     assert "outcome unknown" in results["lgcrash-0"]["error"]
+    assert results["lgcrash-0"]["outcome_unknown"] is True  # a status a restart tests, not text
+    assert results["lgcrash-1"]["outcome_unknown"] is False
     assert results["lgcrash-1"]["status"] == "filled"  # reduce-only: safe to send again
     assert status == "partial"
     book = await orch.broker.portfolio()

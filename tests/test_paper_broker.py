@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price
+from bot.brokers.paper import PaperBroker, liquidation_price
 from bot.clock import SimClock
 from bot.config import ConfigError
 from bot.config.paper import PaperConfig, PaperPositionConfig, load_account
-from bot.events import OrderIntent, OrderResult, PriceTick
+from bot.events import OrderIntent, OrderResult, PaperLiquidation, PriceTick
 from bot.journal import SqlJournal, default_journal_url
 
 V, S = "binance-usdm", "BTCUSDT"

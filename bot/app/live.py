@@ -3,7 +3,7 @@
 - create_live_sources(settings, secrets, names) -> [LiveStreams] (one merged LiveSource)
 - create_ccxt_broker(settings, secrets) -> CcxtBroker (one ccxt instance per account)
 - start_live(settings, broker, journal): the --live gate, then the orders the journal sent
-  without an outcome (or with "outcome unknown") looked up at the venue (a restart
+  without an outcome (or with an unknown one) looked up at the venue (a restart
   reconciles before trading)
 """
 
@@ -18,7 +18,7 @@ from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
 from bot.ccxt.exchange import credentials, make_exchange
 from bot.config.settings import Settings
 from bot.config.venues import config_venue
-from bot.events import OrderIntent
+from bot.events import JournalKind, OrderIntent, journaled_outcome_unknown
 from bot.interfaces import LiveSource
 from bot.secrets import Secrets
 from bot.sources.recording import RawRecorder
@@ -142,14 +142,14 @@ def create_ccxt_broker(
 
 def unsettled_orders(journal: Any) -> list[tuple[str, OrderIntent]]:
     """(client id, intent) of every order journaled as sent without a final result, or whose
-    result says "outcome unknown" (the broker could not tell whether it landed)."""
+    outcome is unknown (the broker could not tell whether it landed)."""
     out = []
     fields = OrderIntent.__dataclass_fields__
     for key in sorted(journal.keys_with_prefix("order:")):
         cid = key.removeprefix("order:")
         if journal.has(f"result:{cid}"):
             result = (journal.find_key(f"result:{cid}") or {}).get("payload") or {}
-            if not str(result.get("error", "")).startswith("outcome unknown"):
+            if not journaled_outcome_unknown(result):
                 continue
         entry = journal.find_key(key) or {}
         payload = entry.get("payload") or {}
@@ -169,7 +169,7 @@ async def start_live(
     pending = unsettled_orders(journal)
     rec = await broker.reconcile(pending)
     journal.append(
-        "reconcile",
+        JournalKind.RECONCILE,
         int(time.time() * 1000),
         {
             "found": {cid: r.status for cid, r in rec.found.items()},

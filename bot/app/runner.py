@@ -30,7 +30,7 @@ from bot.config.paper import load_account
 from bot.config.settings import Settings
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.summary import Summary, summarize
-from bot.events import FeedStatus, Liquidation, PriceTick
+from bot.events import Event, Liquidation, PriceTick
 from bot.journal import JournalError
 from bot.logs import register_secrets, setup_logging
 from bot.secrets import Secrets, load_secrets
@@ -300,7 +300,7 @@ async def stream(
         return 1
     seen = [0]
 
-    async def counted() -> AsyncIterator[Liquidation | PriceTick | FeedStatus]:
+    async def counted() -> AsyncIterator[Event]:
         async for event in merged_sources(sources, rt.clock.now_ms):
             seen[0] += 1
             yield event

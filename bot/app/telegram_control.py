@@ -15,14 +15,20 @@ from loguru import logger
 
 from bot.config.settings import Settings
 from bot.engine.orchestrator import Orchestrator
-from bot.events import Anomaly, Portfolio, TradingState, TradingStateChanged
+from bot.events import Anomaly, JournalKind, Portfolio, TradingState, TradingStateChanged
 from bot.interfaces import Broker
 from bot.journal import SqlJournal
 from bot.notify.charts import ChartInput
 from bot.telegram.commands import HistoryItem, RuleView, StatusView
 
 _SAMPLES = 3000  # 25 h at one sample per 30 s
-_HISTORY_KINDS = ("action_planned", "decision", "order_result", "ladder", "failure")
+_HISTORY_KINDS = (
+    JournalKind.ACTION_PLANNED,
+    JournalKind.DECISION,
+    JournalKind.ORDER_RESULT,
+    JournalKind.LADDER,
+    JournalKind.FAILURE,
+)
 
 
 def feed_text(f: dict[str, Any]) -> str:
@@ -37,14 +43,14 @@ def feed_text(f: dict[str, Any]) -> str:
 
 
 def _history_text(kind: str, p: dict[str, Any]) -> str:
-    if kind == "decision":
+    if kind == JournalKind.DECISION:
         verb = "approved" if p.get("approved") else "rejected"
         return f"{p.get('action_id')} {verb} by {p.get('by')}"
-    if kind == "order_result":
+    if kind == JournalKind.ORDER_RESULT:
         return f"order {p.get('client_id')} {p.get('status')} {p.get('error') or ''}".strip()
-    if kind == "ladder":
+    if kind == JournalKind.LADDER:
         return f"{p.get('previous')} → {p.get('state')} by {p.get('by')}: {p.get('reason')}"
-    if kind == "action_planned":
+    if kind == JournalKind.ACTION_PLANNED:
         return f"L{p.get('level')} {p.get('strategy')} [{p.get('action_id')}]"
     return str(p.get("error") or p.get("reason") or p)[:200]
 
@@ -97,7 +103,7 @@ class RuntimeControl:
 
     def _anomalies(self) -> list[Anomaly]:
         out = []
-        for r in self.journal.recent(200, kinds=["anomaly"]):
+        for r in self.journal.recent(200, kinds=[JournalKind.ANOMALY]):
             p = dict(r["payload"])
             try:
                 out.append(

@@ -179,9 +179,9 @@ def build(
     clock: Clock = SimClock() if mode == "replay" else WallClock()
     if mode == "live":
         broker: Broker = ccxt_broker(settings, secrets)
-        baseline = None
+        market = baseline = None
     else:
-        broker = PaperBroker(settings.paper, clock)
+        broker = market = PaperBroker(settings.paper, clock)  # the orchestrator drives its prices
         baseline = PaperBroker(settings.paper, clock)  # the same account, never touched
     channel = approvals or settings.approvals.channel
     if approvals is None and settings.telegram is not None:
@@ -220,6 +220,7 @@ def build(
         clock=clock,
         policy=settings.policy,
         resolved=resolved,
+        market=market,
         baseline=baseline,
         checkpoint_every=settings.journal.checkpoint_every_events,
         settle=settle,

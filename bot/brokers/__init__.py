@@ -5,6 +5,6 @@ Rules for every broker: `submit` is never blind-retried; an order whose outcome 
 submitted twice must never produce a second fill.
 """
 
-from bot.brokers.paper import PaperBroker, PaperLiquidation, liquidation_price
+from bot.brokers.paper import PaperBroker, liquidation_price
 
-__all__ = ["PaperBroker", "PaperLiquidation", "liquidation_price"]
+__all__ = ["PaperBroker", "liquidation_price"]

@@ -11,7 +11,8 @@ Contents, in the order an action meets them:
   A create is NEVER blind-retried: after a timeout or network error the order is looked up by
   client id, again once the venue can no longer accept the lost request (`accept_window_s`:
   its recvWindow), and sent again only if it is reduce-only and still absent. Any other
-  doubt is `failed` with "outcome unknown": a person looks.
+  doubt is `failed` with `outcome_unknown` (its error says "outcome unknown: ..."): a person
+  looks.
 - CcxtBroker.lookup: the order with a client id (per venue: bot.brokers.ccxt_venues)
 - CcxtBroker.reconcile: at start, orders the journal sent without a result, looked up
 - reads retried (tenacity) on transient ccxt errors only; errors mapped in bot.ccxt.exchange
@@ -44,7 +45,7 @@ from bot.ccxt.exchange import (
     describe_error,
 )
 from bot.config.venues import config_venue, venue_label
-from bot.events import OpenOrder, OrderIntent, OrderResult, Position
+from bot.events import OUTCOME_UNKNOWN, OpenOrder, OrderIntent, OrderResult, Position
 
 __all__ = ["STABLES", "CcxtBroker", "OnRejected", "Reconciliation"]
 
@@ -203,8 +204,8 @@ class CcxtBroker(CcxtAccount):
     async def _after_lost_create(
         self, intent: OrderIntent, client_id: str, exc: BaseException, sent_s: float
     ) -> tuple[OrderResult | None, str]:
-        """After a create with no answer: (the order found, "") or (None, why not to resend;
-        "" when it is certainly absent and may be sent again)."""
+        """After a create with no answer: (the order found, "") or (None, why its outcome is
+        unknown; "" when it is certainly absent and may be sent again)."""
         cid = venue_client_id(client_id, self._route(intent)[1])
         logger.warning(
             "{}: create {} outcome unknown ({}); looking it up", self.name, cid, describe_error(exc)
@@ -218,24 +219,28 @@ class CcxtBroker(CcxtAccount):
             found = await self.lookup(client_id, intent)
         except Exception as lookup_exc:  # any doubt: outcome unknown, never "rejected"
             return None, (
-                f"outcome unknown: create {describe_error(exc)}; then the lookup failed: "
+                f"create {describe_error(exc)}; then the lookup failed: "
                 f"{describe_error(lookup_exc)}; not sent again, check the venue"
             )
         if found is not None:
             return found, ""
         if not intent.reduce_only:
             return None, (
-                f"outcome unknown: create {describe_error(exc)}; the venue shows no order "
+                f"create {describe_error(exc)}; the venue shows no order "
                 f"{cid}, but an order that adds exposure is never re-sent by itself: "
                 "check the venue and decide"
             )
         return None, ""
 
     async def _unknown(self, intent: OrderIntent, client_id: str, why: str) -> OrderResult:
-        if not why.startswith("outcome unknown"):
-            why = "outcome unknown: " + why
-        result = OrderResult(client_id=client_id, status="failed", ts_ms=now_ms(), error=why)
-        logger.error("{}: order {}: {}", self.name, client_id, why)
+        result = OrderResult(
+            client_id=client_id,
+            status="failed",
+            ts_ms=now_ms(),
+            error=f"{OUTCOME_UNKNOWN}: {why}",
+            outcome_unknown=True,
+        )
+        logger.error("{}: order {}: {}", self.name, client_id, result.error)
         if self.on_rejected is not None:
             with contextlib.suppress(Exception):
                 await self.on_rejected(intent, result)

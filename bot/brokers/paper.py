@@ -1,11 +1,11 @@
 """Paper broker: a simulated futures account filled on the replayed or live price path.
 
 Contents:
-- PaperLiquidation: the event when a paper position is liquidated
 - liquidation_price: isolated-margin liquidation price (entry, leverage, maintenance rate)
 - load_account: the starting balance and positions (liqguard.yaml or a portfolio file)
 - PaperBroker: submit (idempotent by client id) / lookup / portfolio; `on_price` moves marks,
-  triggers resting stop and limit orders, liquidates positions; snapshot/restore for the journal
+  triggers resting stop and limit orders, liquidates positions (a bot.events.PaperLiquidation);
+  snapshot/restore for the journal
 
 Fill model: market orders fill at the last price, worse by `slippage_bps` plus
 `cascade_slippage_bps_per_musd` per $1M liquidated in the detector's window (the orchestrator
@@ -22,23 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config.paper import PaperConfig, load_account
-from bot.events import Fill, OpenOrder, OrderIntent, OrderResult, Portfolio, Position, PriceTick
+from bot.events import (
+    Fill,
+    OpenOrder,
+    OrderIntent,
+    OrderResult,
+    PaperLiquidation,
+    Portfolio,
+    Position,
+    PriceTick,
+)
 from bot.interfaces import Clock
 
 _EPS = 1e-12
-
-
-@dataclass(frozen=True, slots=True)
-class PaperLiquidation:
-    """A paper position's mark crossed its liquidation price: closed there, margin lost."""
-
-    ts_ms: int
-    venue: str
-    symbol: str
-    side: str
-    size: float
-    price: float
-    realized_usd: float
 
 
 def liquidation_price(side: str, entry: float, leverage: float, mmr: float) -> float | None:

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bot.events import JournalKind as K
 from bot.notify.format import usd, utc
 
 
@@ -14,44 +15,44 @@ def describe(kind: str, p: dict[str, Any]) -> str:
     """A short sentence for one journal entry."""
     aid = p.get("action_id", "")
     match kind:
-        case "anomaly":
+        case K.ANOMALY:
             return (
                 f"rule {p['rule']} L{p['level']}: window {usd(p['window_cents'] / 100)} >= "
                 f"{usd(p['threshold_cents'] / 100)} (longs {usd(p['long_cents'] / 100)}, "
                 f"shorts {usd(p['short_cents'] / 100)})"
             )
-        case "calm":
+        case K.CALM:
             return f"rule {p['rule']} back to level 0 (was {p.get('previous_level', '?')})"
-        case "action_planned":
+        case K.ACTION_PLANNED:
             return f"{aid} {p['strategy']} ({p['approval']}): {p.get('summary', '')}"
-        case "risk_verdict":
+        case K.RISK_VERDICT:
             denied = p.get("denied", [])
             why = f"; denied {len(denied)}: {denied[0][1]}" if denied else ""
             return f"{aid} {len(p.get('allowed', []))} allowed in {p.get('state')}{why}"
-        case "approval_request":
+        case K.APPROVAL_REQUEST:
             return f"{aid} asked {p.get('approver')}; default {p.get('on_timeout')}"
-        case "decision":
+        case K.DECISION:
             verb = "approved" if p.get("approved") else "rejected"
             return f"{aid} {verb} by {p.get('by')} ({p.get('state')}) {p.get('reason', '')}"
-        case "order_sent":
+        case K.ORDER_SENT:
             return (
                 f"{p.get('client_id')} {str(p['side']).upper()} {p['amount']:.6g} {p['symbol']} "
                 f"{p['kind']}" + (" reduce-only" if p.get("reduce_only") else "")
             )
-        case "order_result":
+        case K.ORDER_RESULT:
             return f"{p['client_id']} {p['status']} {p.get('error', '')}"
-        case "fill":
+        case K.FILL:
             return (
                 f"{p['client_id']} {str(p['side']).upper()} {p['amount']:.6g} {p['symbol']} @ "
                 f"{p['price']:,.2f} fee {usd(p['fee_usd'])}"
             )
-        case "action_end":
+        case K.ACTION_END:
             return f"{aid} {p.get('strategy')} {p.get('status')} {p.get('detail', '')}"
-        case "ladder":
+        case K.LADDER:
             return f"{p['previous']} -> {p['state']} by {p.get('by')}: {p.get('reason', '')}"
-        case "paper_liquidation":
+        case K.PAPER_LIQUIDATION:
             return f"{p['side']} {p['size']:.6g} {p['symbol']} liquidated at {p['price']:,.2f}"
-        case "strategy_failed" | "failure":
+        case K.STRATEGY_FAILED | K.FAILURE:
             return f"{aid} {p.get('error', '')}"
         case _:
             return ", ".join(f"{k}={v}" for k, v in p.items() if k != "session")[:160]

@@ -24,18 +24,21 @@ from loguru import logger
 from bot.approvals.base import ApprovalState, state_after, timeout_decision, transition
 from bot.engine import ids
 from bot.events import (
+    OUTCOME_UNKNOWN,
     Action,
     ApprovalMode,
     ApprovalRequest,
     Decision,
+    JournalKind,
+    Notice,
     OrderIntent,
     OrderResult,
     RiskVerdict,
     TradingState,
+    journaled_outcome_unknown,
 )
-from bot.interfaces import Approver, Broker, Clock, Notifier
-from bot.journal import SqlJournal, to_payload
-from bot.notify.format import Notice
+from bot.interfaces import Approver, Broker, Clock, Journal, Notifier
+from bot.journal import to_payload
 from bot.risk import RiskGate
 
 APPROVAL_GRACE_MS = 5_000  # an approver still silent this long after its deadline is cut off
@@ -46,7 +49,7 @@ class ActionExecutor:
         self,
         *,
         session: str,
-        journal: SqlJournal,
+        journal: Journal,
         broker: Broker,
         approver: Approver,
         notifier: Notifier,
@@ -66,7 +69,7 @@ class ActionExecutor:
         self.hold = hold  # notifications wait while an order is on its way
         self.asking: dict[str, tuple[ApprovalRequest, asyncio.Task[Decision]]] = {}
 
-    def log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
+    def log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> None:
         """Stage one row; the next flush (see the module doc) commits it with its neighbours."""
         payload = to_payload(obj, session=self.session, **extra)
         self.journal.stage(kind, self.clock.now_ms(), payload, key=key)
@@ -93,7 +96,7 @@ class ActionExecutor:
             if denial is not None:
                 skipped += 1
                 self.log(
-                    "order_skipped",
+                    JournalKind.ORDER_SKIPPED,
                     intent,
                     client_id=action.client_id(intent),
                     action_id=aid,
@@ -112,7 +115,9 @@ class ActionExecutor:
             after = ApprovalState.EXECUTED if status != "failed" else ApprovalState.FAILED
             transition(state_after(decision), after)
             self.log(
-                "approval", {"action_id": aid, "state": after.value}, key=f"approval-final:{aid}"
+                JournalKind.APPROVAL,
+                {"action_id": aid, "state": after.value},
+                key=f"approval-final:{aid}",
             )
         detail = f"{sent} order(s), {failed} failed" + (f", {skipped} skipped" if skipped else "")
         return self.end(action, status, detail)
@@ -120,7 +125,7 @@ class ActionExecutor:
     def end(self, action: Action, status: str, detail: str = "", flush: bool = True) -> str:
         """Journal the action's final status (without `flush`, with the next commit)."""
         self.log(
-            "action_end",
+            JournalKind.ACTION_END,
             {
                 "action_id": action.action_id,
                 "strategy": action.strategy,
@@ -151,12 +156,12 @@ class ActionExecutor:
         now = self.clock.now_ms()
         if action.approval != ApprovalMode.CONFIRM:
             decision = Decision(f"{aid}-auto", aid, True, "policy", now, "approval: auto")
-            self.log("decision", decision, key=ids.decision_key(aid), state="approved")
+            self.log(JournalKind.DECISION, decision, key=ids.decision_key(aid), state="approved")
             return decision
         request = self._request(action, now)
         decision = await self._ask(request)
         state = transition(ApprovalState.PENDING, state_after(decision))
-        self.log("decision", decision, key=ids.decision_key(aid), state=state.value)
+        self.log(JournalKind.DECISION, decision, key=ids.decision_key(aid), state=state.value)
         await self.notifier.notify(decision)
         return decision
 
@@ -174,7 +179,7 @@ class ActionExecutor:
         )
         if asked is None:
             self.log(
-                "approval_request",
+                JournalKind.APPROVAL_REQUEST,
                 {
                     "request_id": request.request_id,
                     "action_id": aid,
@@ -222,7 +227,9 @@ class ActionExecutor:
         )
         if change is None:
             return
-        self.log("ladder", change, key=f"ladder:{action.action_id}", action_id=action.action_id)
+        self.log(
+            JournalKind.LADDER, change, key=f"ladder:{action.action_id}", action_id=action.action_id
+        )
         self.on_change()
         await self.notifier.notify(change)
         if page and change.state != TradingState.HALTED:  # HALTED already pages
@@ -244,12 +251,14 @@ class ActionExecutor:
                             cid,
                             "failed",
                             self.clock.now_ms(),
-                            error="outcome unknown: sent before a restart and not found at the "
-                            "venue; not re-sent because it is not reduce-only; check the account",
+                            error=f"{OUTCOME_UNKNOWN}: sent before a restart and not found at "
+                            "the venue; not re-sent because it is not reduce-only; check the "
+                            "account",
+                            outcome_unknown=True,
                         )
                 if result is None:
                     self.log(
-                        "order_sent",
+                        JournalKind.ORDER_SENT,
                         intent,
                         key=ids.order_key(cid),
                         client_id=cid,
@@ -260,7 +269,7 @@ class ActionExecutor:
                     result = await self.broker.submit(intent, cid)
         except Exception as exc:  # the broker boundary: journal, tell, carry on with other legs
             self.log(
-                "failure",
+                JournalKind.FAILURE,
                 {
                     "action_id": action.action_id,
                     "client_id": cid,
@@ -288,9 +297,11 @@ class ActionExecutor:
             if result.status != "open"
             else (f"open:{result.client_id}")
         )
-        self.log("order_result", result, key=key, action_id=action_id)
+        self.log(JournalKind.ORDER_RESULT, result, key=key, action_id=action_id)
         for n, fill in enumerate(result.fills):
-            self.log("fill", fill, key=ids.fill_key(result.client_id, n), action_id=action_id)
+            self.log(
+                JournalKind.FILL, fill, key=ids.fill_key(result.client_id, n), action_id=action_id
+            )
         self.on_change()
         self.journal.flush()  # on_change may not write (live broker): the outcome is durable
         for fill in result.fills:
@@ -308,4 +319,5 @@ def _result_of(entry: dict[str, Any] | None) -> OrderResult | None:
         status=p["status"],
         ts_ms=int(p["ts_ms"]),
         error=p.get("error", ""),
+        outcome_unknown=journaled_outcome_unknown(p),
     )

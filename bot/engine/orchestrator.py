@@ -3,6 +3,8 @@
 Contents, in the order an event flows:
 - handle(event): Liquidation -> detector; PriceTick -> paper marks, stops, liquidations, and a
   detector tick (calm, window drain); FeedStatus -> feed book, journal and notify
+- paper mode: `market` (a bot.interfaces.PaperMarket, the account the paper broker fills) and
+  the untouched `baseline` are driven here by the price ticks; live runs pass neither
 - _respond(anomaly | calm): journal, notify, then for each policy action: plan (strategy, fenced)
   -> risk verdict -> an ActionExecutor task (approval, ladder, orders, fills)
 - hot path: an action's records (anomaly, plan, verdict, decision, order sent) are staged and
@@ -28,7 +30,6 @@ from typing import Any
 
 from loguru import logger
 
-from bot.brokers.paper import PaperBroker, PaperLiquidation
 from bot.config.policy import PolicyConfig
 from bot.detector import Detector
 from bot.engine import ids
@@ -40,24 +41,24 @@ from bot.events import (
     Anomaly,
     ApprovalMode,
     Calm,
+    Event,
     FeedStatus,
+    JournalKind,
     Liquidation,
+    Notice,
     OrderResult,
+    PaperLiquidation,
     PriceTick,
     RiskVerdict,
     TradingState,
     TradingStateChanged,
 )
-from bot.interfaces import Approver, Broker, Clock, Notifier
-from bot.journal import SqlJournal
+from bot.interfaces import Approver, Broker, Clock, Journal, Notifier, PaperMarket
 from bot.logs import redact
 from bot.notify.background import EXIT_DELIVERY_S, BackgroundNotifier
-from bot.notify.format import Notice
 from bot.risk import RiskGate
 from bot.sources.feeds import FeedBook, tick_rules
 from strategies.base import StrategyContext, StrategyError, run_plan
-
-Event = Liquidation | PriceTick | FeedStatus
 
 
 async def _yield_turns() -> None:
@@ -73,13 +74,14 @@ class Orchestrator:
         detector: Detector,
         risk: RiskGate,
         broker: Broker,
-        journal: SqlJournal,
+        journal: Journal,
         approver: Approver,
         notifier: Notifier,
         clock: Clock,
         policy: PolicyConfig,
         resolved: dict[str, ResolvedAction],
-        baseline: PaperBroker | None = None,
+        market: PaperMarket | None = None,
+        baseline: PaperMarket | None = None,
         checkpoint_every: int = 200,
         settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -87,7 +89,7 @@ class Orchestrator:
         self.detector = detector
         self.risk = risk
         self.broker = broker
-        self.paper = broker if isinstance(broker, PaperBroker) else None
+        self.paper = market  # paper mode: the account `broker` fills, driven here by prices
         self.baseline = baseline
         self.journal = journal
         self.notifier = (
@@ -141,7 +143,7 @@ class Orchestrator:
             await self._tick(event.ts_ms)
         elif isinstance(event, FeedStatus):
             self.feeds.on_status(event)
-            self._log("feed", event)
+            self._log(JournalKind.FEED, event)
             await self.notifier.notify(event)
         if self.counters.events % self.checkpoint_every == 0:
             self.checkpoint()
@@ -184,7 +186,7 @@ class Orchestrator:
 
     async def _paper_liquidated(self, liq: PaperLiquidation) -> None:
         key = f"liq:{self.session}:{liq.venue}:{liq.symbol}:{liq.side}:{liq.ts_ms}"
-        self._log("paper_liquidation", liq, key=key)
+        self._log(JournalKind.PAPER_LIQUIDATION, liq, key=key)
         self._save_account()
         text = f"{liq.size:g} {liq.symbol} {liq.side} closed at {liq.price:,.2f}"
         await self.notifier.notify(
@@ -203,10 +205,12 @@ class Orchestrator:
             n = self.counters.anomalies_by_level
             n[event.level] = n.get(event.level, 0) + 1
             key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
-            self._log("anomaly", event, key=key)
+            self._log(JournalKind.ANOMALY, event, key=key)
         else:
             self.counters.calms += 1
-            self._log("calm", event, key=ids.calm_key(self.session, event.rule, event.ts_ms))
+            self._log(
+                JournalKind.CALM, event, key=ids.calm_key(self.session, event.rule, event.ts_ms)
+            )
         await self.notifier.notify(event)
         for path, index, level in self._actions_for(event):
             await self._run_action(event, path, index, level)
@@ -232,7 +236,7 @@ class Orchestrator:
         except Exception as exc:  # a venue timing out mid-cascade must not end the bot
             reason = redact(f"cannot read the account: {type(exc).__name__}: {exc}")
             self._log(
-                "action_failed",
+                JournalKind.ACTION_FAILED,
                 {"action_id": aid, "strategy": spec.config.strategy, "error": reason},
                 key=ids.end_key(aid),
                 path=path,
@@ -247,7 +251,7 @@ class Orchestrator:
             plan = run_plan(spec.strategy(), ctx, spec.params)
         except StrategyError as exc:
             self._log(
-                "strategy_failed",
+                JournalKind.STRATEGY_FAILED,
                 {"action_id": aid, "strategy": spec.config.strategy, "error": str(exc)},
                 key=ids.end_key(aid),
                 path=path,
@@ -258,18 +262,22 @@ class Orchestrator:
             return
         action = ids.new_action(aid, trigger, level, spec, plan, now)
         if not action.intents and action.ladder_target is None and not plan.page_humans:
-            self._log("action_planned", action, key=ids.plan_key(aid), path=path)
+            self._log(JournalKind.ACTION_PLANNED, action, key=ids.plan_key(aid), path=path)
             self.executor.end(action, "nothing to do", plan.summary, flush=False)
             return
         self._log(
-            "action_planned", action, key=ids.plan_key(aid), path=path, page_humans=plan.page_humans
+            JournalKind.ACTION_PLANNED,
+            action,
+            key=ids.plan_key(aid),
+            path=path,
+            page_humans=plan.page_humans,
         )
         await self.notifier.notify(action)
         if action.approval == ApprovalMode.NOTIFY:
             self.executor.end(action, "notified", flush=False)
             return
         verdict = self.risk.check(action, portfolio, now)
-        self._log("risk_verdict", verdict, key=ids.risk_key(aid))
+        self._log(JournalKind.RISK_VERDICT, verdict, key=ids.risk_key(aid))
         if verdict.denied:
             await self.notifier.notify(verdict)
         if not verdict.allowed and action.ladder_target is None:
@@ -290,7 +298,7 @@ class Orchestrator:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             logger.error("action {} crashed: {}: {}", task.get_name(), type(exc).__name__, exc)
-            self._log("failure", {"action_id": task.get_name(), "error": repr(exc)})
+            self._log(JournalKind.FAILURE, {"action_id": task.get_name(), "error": repr(exc)})
             self.journal.flush()
 
     # -- state --------------------------------------------------------------------------------
@@ -311,7 +319,7 @@ class Orchestrator:
 
     async def resume(self) -> int:
         """Re-drive actions planned before a restart that did not reach their end."""
-        planned = self.journal.find(kinds=["action_planned"])
+        planned = self.journal.find(kinds=[JournalKind.ACTION_PLANNED])
         resumed = 0
         for entry in planned:
             p = entry["payload"]
@@ -322,7 +330,7 @@ class Orchestrator:
             if risk is None:
                 portfolio = await self.broker.portfolio()
                 verdict = self.risk.check(action, portfolio, self.clock.now_ms())
-                self._log("risk_verdict", verdict, key=ids.risk_key(action.action_id))
+                self._log(JournalKind.RISK_VERDICT, verdict, key=ids.risk_key(action.action_id))
             else:
                 allowed = tuple(ids.intent_from(i) for i in risk["payload"]["allowed"])
                 checked_in = TradingState(risk["payload"].get("state", TradingState.ACTIVE))
@@ -338,7 +346,7 @@ class Orchestrator:
         self.journal.flush()
         self.journal.compact()
 
-    def _log(self, kind: str, obj: Any, key: str | None = None, **extra: Any) -> None:
+    def _log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> None:
         self.executor.log(kind, obj, key=key, **extra)
 
     # -- scheduler jobs and people --------------------------------------------------------------
@@ -368,7 +376,7 @@ class Orchestrator:
     ) -> TradingStateChanged:
         """A person moves the ladder (pause, halt, resume): journaled, saved, notified."""
         change = self.risk.set_state(TradingState(state), reason, by, self.clock.now_ms())
-        self._log("ladder", change)
+        self._log(JournalKind.LADDER, change)
         self._save_account()  # commits the ladder row with the ladder state
         await self.notifier.notify(change)
         return change

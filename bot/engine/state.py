@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.brokers.paper import PaperBroker
 from bot.detector import Detector
 from bot.events import Portfolio
-from bot.interfaces import Clock
-from bot.journal import SqlJournal, to_payload
+from bot.interfaces import Clock, Journal, PaperMarket
+from bot.journal import to_payload
 from bot.risk import RiskGate
 
 
@@ -44,11 +43,11 @@ class StateStore:
     def __init__(
         self,
         session: str,
-        journal: SqlJournal,
+        journal: Journal,
         detector: Detector,
         risk: RiskGate,
-        paper: PaperBroker | None,
-        baseline: PaperBroker | None,
+        paper: PaperMarket | None,
+        baseline: PaperMarket | None,
         clock: Clock,
     ) -> None:
         self.journal = journal

@@ -6,20 +6,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.journal import SqlJournal
+from bot.events import JournalKind as K
+from bot.interfaces import Journal
 
 KINDS = (
-    "anomaly",
-    "calm",
-    "action_end",
-    "strategy_failed",
-    "risk_verdict",
-    "decision",
-    "order_sent",
-    "fill",
-    "failure",
-    "paper_liquidation",
-    "ladder",
+    K.ANOMALY,
+    K.CALM,
+    K.ACTION_END,
+    K.STRATEGY_FAILED,
+    K.RISK_VERDICT,
+    K.DECISION,
+    K.ORDER_SENT,
+    K.FILL,
+    K.FAILURE,
+    K.PAPER_LIQUIDATION,
+    K.LADDER,
 )
 
 
@@ -43,36 +44,36 @@ class Summary:
         return sum(self.actions_by_status.values())
 
 
-def summarize(journal: SqlJournal, session: str) -> Summary:
+def summarize(journal: Journal, session: str) -> Summary:
     out = Summary()
     for entry in journal.find(kinds=KINDS):
         p: dict[str, Any] = entry["payload"]
         if p.get("session") != session:
             continue
         kind = entry["kind"]
-        if kind == "anomaly":
+        if kind == K.ANOMALY:
             out.anomalies_by_level[int(p["level"])] += 1
-        elif kind == "calm":
+        elif kind == K.CALM:
             out.calms += 1
-        elif kind == "action_end":
+        elif kind == K.ACTION_END:
             out.actions_by_status[(str(p["strategy"]), str(p["status"]))] += 1
-        elif kind == "strategy_failed":
+        elif kind == K.STRATEGY_FAILED:
             out.actions_by_status[(str(p["strategy"]), "plan failed")] += 1
             out.failures += 1
-        elif kind == "risk_verdict":
+        elif kind == K.RISK_VERDICT:
             out.refused_orders += len(p.get("denied", ()))
-        elif kind == "decision":
+        elif kind == K.DECISION:
             out.decisions_by[str(p["by"])] += 1
-        elif kind == "order_sent":
+        elif kind == K.ORDER_SENT:
             out.orders_sent += 1
-        elif kind == "fill":
+        elif kind == K.FILL:
             out.fills += 1
             out.filled_usd += float(p["amount"]) * float(p["price"])
             out.fees_usd += float(p["fee_usd"])
-        elif kind == "failure":
+        elif kind == K.FAILURE:
             out.failures += 1
-        elif kind == "paper_liquidation":
+        elif kind == K.PAPER_LIQUIDATION:
             out.paper_liquidations += 1
-        elif kind == "ladder":
+        elif kind == K.LADDER:
             out.ladder.append(f"{p['previous']} -> {p['state']}")
     return out

@@ -1,6 +1,6 @@
 """Notifiers: tell people what happened. Console now; Telegram and webhook plug in via wiring.
 
-- Notice, Message, render: the shared text (bot.notify.format)
+- Message, render: the shared text (bot.notify.format) of any bot.events event or Notice
 - ConsoleNotifier: rich output on the terminal (bot.notify.console)
 - FanOut: one Notifier that hands each event to several, isolating their failures
 """
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from loguru import logger
 
 from bot.interfaces import Notifier
-from bot.notify.format import Message, Notice, render
+from bot.notify.format import Message, render
 
-__all__ = ["FanOut", "Message", "Notice", "render"]
+__all__ = ["FanOut", "Message", "render"]
 
 
 class FanOut:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-from bot.notify.format import Severity, render
+from bot.events import Severity
+from bot.notify.format import render
 
 _STYLE: dict[Severity, str] = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 

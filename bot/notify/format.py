@@ -1,7 +1,6 @@
 """Message text shared by every notifier (console, Telegram, webhook): plain text, no markup.
 
 Contents:
-- Notice: a free-form message from the runtime (strategy failed, feed blind, run summary)
 - Message: severity + title + body, what a notifier renders
 - usd: money for people ($6.40M)
 - floor_note: the caveat when Binance or OKX contributed to a sum (their feeds under-report)
@@ -13,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from bot.events import (
     Action,
@@ -23,13 +21,13 @@ from bot.events import (
     Decision,
     FeedStatus,
     Fill,
+    Notice,
     OrderResult,
     RiskVerdict,
+    Severity,
     TradingStateChanged,
 )
 from bot.symbols import venue_matches
-
-Severity = Literal["info", "warning", "critical"]
 
 # Venues whose public feed under-reports (venues.md); Bybit and on-chain logs are complete.
 FLOOR_REASONS = {
@@ -47,17 +45,6 @@ def floor_note(venues: Sequence[str]) -> str:
     names = " and ".join("OKX" if f == "okx" else f.capitalize() for f in families)
     reasons = "; ".join(FLOOR_REASONS[f] for f in families)
     return f"The {names} part of this sum {FLOOR_NOTE}: {reasons}."
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A message that is no pipeline event. `page` asks notifiers to wake a human."""
-
-    ts_ms: int
-    title: str
-    text: str = ""
-    severity: Severity = "info"
-    page: bool = False
 
 
 @dataclass(frozen=True, slots=True)

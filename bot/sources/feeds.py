@@ -19,13 +19,10 @@ from loguru import logger
 
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
-from bot.events import Calm, FeedStatus, Liquidation, PriceTick
+from bot.events import Calm, Event, FeedStatus
 from bot.interfaces import LiveSource
 from bot.logs import redact
 from bot.symbols import venue_matches
-
-Event = Liquidation | PriceTick | FeedStatus
-
 
 # A chain feed ("onchain-ethereum") carries the liquidations of the lending protocols on it.
 _ONCHAIN_FAMILIES = ("aave", "compound")

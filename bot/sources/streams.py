@@ -29,11 +29,10 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from bot.ccxt.exchange import MarketsKeeper, classify_error, describe_error
 from bot.config.venues import VenueConfig
-from bot.events import FeedStatus, Liquidation, PriceTick
+from bot.events import Event, FeedStatus, Liquidation, PriceTick
 from bot.sources.recording import Dedupe, RawRecorder
 from bot.sources.venues import MalformedMessage, parse_raw_message
 
-Event = Liquidation | FeedStatus | PriceTick
 Emit = Callable[[Event], None]
 NowMs = Callable[[], int]
 

@@ -27,9 +27,8 @@ from telegram.error import TelegramError
 from bot.approvals.base import timeout_decision
 from bot.clock import WallClock
 from bot.config.telegram import TelegramConfig
-from bot.events import ApprovalRequest, Decision
+from bot.events import ApprovalRequest, Decision, JournalKind, Notice
 from bot.interfaces import Clock, Journal
-from bot.notify.format import Notice
 from bot.telegram.app import TelegramApp
 from bot.telegram.auth import PurposeHandler, Voter, authorize, voter_name
 from bot.telegram.nonce import NonceStore, Redeemed
@@ -129,7 +128,7 @@ class TelegramApprover:
             self._save()
             return f"{type(exc).__name__}: {exc}"
         self.journal.append(
-            "telegram.approval_sent",
+            JournalKind.TELEGRAM_APPROVAL_SENT,
             clock.now_ms(),
             {"request_id": request.request_id, "message_id": msg.message_id, "needed": needed},
         )
@@ -143,7 +142,7 @@ class TelegramApprover:
         )
         logger.warning("approval {}: telegram unreachable, default {}", request.request_id, d)
         self.journal.append(
-            "telegram.unreachable",
+            JournalKind.TELEGRAM_UNREACHABLE,
             now,
             {"request_id": request.request_id, "error": why, "approved": d.approved},
         )
@@ -210,10 +209,10 @@ class TelegramApprover:
             elif got.purpose in self._purposes:
                 answer = await self._purposes[got.purpose](got, user, now)
         if refusal is not None or "reason" in base:
-            self.journal.append("telegram.refused", now, {**base, "why": answer})
+            self.journal.append(JournalKind.TELEGRAM_REFUSED, now, {**base, "why": answer})
             logger.warning("telegram press refused: {}", {**base, "why": answer})
         else:
-            self.journal.append("telegram.press", now, {**base, "answer": answer})
+            self.journal.append(JournalKind.TELEGRAM_PRESS, now, {**base, "answer": answer})
         with contextlib.suppress(TelegramError):
             await query.answer(answer, show_alert=refusal is not None)
 
@@ -265,7 +264,7 @@ class TelegramApprover:
         if waiter is not None and not waiter.done():
             waiter.set_result(decision)
         self.journal.append(
-            "telegram.decision",
+            JournalKind.TELEGRAM_DECISION,
             decision.ts_ms,
             {**rec["outcome"], "message_id": rec["message_id"]},
         )

@@ -22,7 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, User
 from telegram.error import TelegramError
 
 from bot.config.telegram import TelegramConfig
-from bot.events import Portfolio, TradingState, TradingStateChanged
+from bot.events import JournalKind, Portfolio, TradingState, TradingStateChanged
 from bot.interfaces import Clock, Journal
 from bot.notify.format import usd, utc
 from bot.telegram.auth import Ballots, Voter, authorize, voter_name
@@ -186,7 +186,7 @@ class Commands:
             except Exception as exc:  # a failing runtime call is answered, not fatal
                 logger.exception("command /{} failed", name)
                 entry["outcome"], reply = "error", f"/{name} failed: {type(exc).__name__}: {exc}"
-        self.journal.append("telegram.command", now, entry)
+        self.journal.append(JournalKind.TELEGRAM_COMMAND, now, entry)
         if reply:
             with contextlib.suppress(TelegramError):
                 await msg.reply_text(reply[:4096])
@@ -254,7 +254,7 @@ class Commands:
     async def _confirmed_resume(self, got: Redeemed, user: User, now_ms: int) -> str:
         reply = await self._set(TradingState.ACTIVE, user, ["confirmed /resume"])
         self.journal.append(
-            "telegram.command",
+            JournalKind.TELEGRAM_COMMAND,
             now_ms,
             {
                 "user_id": user.id,

@@ -44,7 +44,7 @@ from loguru import logger
 from web3 import AsyncWeb3, WebSocketProvider
 from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
 
-from bot.events import FeedStatus, Liquidation
+from bot.events import FeedStatus, JournalKind, Liquidation
 from bot.interfaces import Journal
 from bot.sources.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
 from bot.sources.onchain.health import ChainHealth
@@ -255,7 +255,7 @@ class OnchainSource:
             what, where = "without position", digest.hexdigest()[:16]  # keyed by what it says
         payload["reason"] = reason
         logger.error("{}: log {} rejected: {}", self.name, what, reason)
-        self.journal.append("onchain_rejected", self._now_ms(), payload,
+        self.journal.append(JournalKind.ONCHAIN_REJECTED, self._now_ms(), payload,
                             key=f"onchain-rejected:{self.chain_name}:{where}")  # fmt: skip
 
     async def _check_cursor_block(self) -> None:
@@ -269,7 +269,7 @@ class OnchainSource:
                 self.name, self.cursor.block, self.chain.confirmations,
             )  # fmt: skip
             self.journal.append(
-                "onchain_deep_reorg",
+                JournalKind.ONCHAIN_DEEP_REORG,
                 self._now_ms(),
                 {"chain": self.chain_name, "block": self.cursor.block,
                  "released_hash": self.cursor.hash, "canonical_hash": canonical},
@@ -302,7 +302,7 @@ class OnchainSource:
         if liq is not None:
             payload.update(venue=liq.venue, symbol=liq.symbol, notional_usd=liq.notional_usd)
         self.journal.append(
-            "onchain_withdrawn", self._now_ms(), payload,
+            JournalKind.ONCHAIN_WITHDRAWN, self._now_ms(), payload,
             key=f"onchain-withdrawn:{self.chain_name}:{ref.event_id}:{ref.block_hash}",
         )  # fmt: skip
         if self._on_withdrawn is not None:
@@ -371,7 +371,7 @@ class OnchainSource:
         self._pending[key] = (ref, liq)
         if liq is not None:
             self.journal.append(
-                "onchain_unconfirmed", self._now_ms(),
+                JournalKind.ONCHAIN_UNCONFIRMED, self._now_ms(),
                 {"chain": self.chain_name, "event_id": ref.event_id,
                  "block_number": ref.block_number, "block_hash": ref.block_hash,
                  "venue": liq.venue, "symbol": liq.symbol, "notional_usd": liq.notional_usd},
