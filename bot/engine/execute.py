@@ -90,6 +90,10 @@ class ActionExecutor:
                 await self.clock.sleep_until(intent.not_before_ms)
             # The ladder may have moved up during the approval or a TWAP wait: check again.
             denial = self.risk.still_allowed(intent, verdict.state)
+            if denial is None:
+                denial = self.risk.over_budget(intent, aid, self.clock.now_ms())
+                if denial is not None and self.journal.has(ids.order_key(action.client_id(intent))):
+                    denial = None  # sent before a restart: looked up, whatever the budget
             if denial is not None:
                 skipped += 1
                 self.log(
@@ -103,6 +107,8 @@ class ActionExecutor:
                     Notice(self.clock.now_ms(), f"Order of {action.strategy} dropped", denial)
                 )
                 continue
+            if intent.kind != "cancel":
+                self.risk.record_executed(aid, self.clock.now_ms())
             result = await self._send(action, intent)
             sent += 1
             if result is None or result.status in ("rejected", "failed"):
