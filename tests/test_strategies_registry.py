@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 import strategies.registry as registry
 from bot.config import ConfigError
-from bot.config.policy import PolicyConfig, check_policy
+from bot.config.policy import PolicyConfig
+from bot.engine.policy import check_policy
 from bot.events import Calm, OrderIntent, Portfolio
 from strategies import (
     ENTRY_POINT_GROUP,
