@@ -3,6 +3,7 @@
 - WallClock: `time.time()`; `sleep_until` sleeps on the event loop.
 - SimClock: time moves only when the replay calls `advance_to(ts_ms)`; a `sleep_until` resolves
   when the replay gets past its time, so approval timeouts and TWAP slices run in tape time.
+- yield_turns: a few loop turns, so woken tasks reach their next wait (SimClock.settle uses it)
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ import asyncio
 import heapq
 import itertools
 import time
+
+# Loop turns given to a woken task to reach its next wait (paper I/O never really waits).
+SETTLE_TURNS = 8
+
+
+async def yield_turns(turns: int = SETTLE_TURNS) -> None:
+    """Let woken tasks run up to their next wait."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
 
 
 class WallClock:
@@ -27,9 +37,6 @@ class WallClock:
 
 class SimClock:
     """Simulated time driven by the replay; sleepers wake in time order, one at a time."""
-
-    # Loop turns given to a woken task to reach its next wait (paper I/O never really waits).
-    _SETTLE_TURNS = 8
 
     def __init__(self, start_ms: int = 0) -> None:
         self._now_ms = start_ms
@@ -70,5 +77,4 @@ class SimClock:
 
     async def settle(self) -> None:
         """Let woken tasks run up to their next wait before time moves again."""
-        for _ in range(self._SETTLE_TURNS):
-            await asyncio.sleep(0)
+        await yield_turns()

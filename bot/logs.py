@@ -2,6 +2,8 @@
 
 One redaction filter sees every record; the stdlib loggers of libraries (ccxt, httpx,
 telegram, web3, apscheduler) are routed into loguru so they pass through it too.
+`redact` removes registered secrets; `scrub` also removes every URL (error texts of ccxt,
+aiohttp and web3 carry signed or keyed URLs).
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ def redact(text: str) -> str:
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub("bot" + REDACTED, text)
     return text
+
+
+# Any URL: RPC and webhook URLs embed keys in the path, signed venue URLs in the query.
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """Text that leaves the process (journal, notices): no registered secret and no URL."""
+    return _URL.sub("<url>", redact(text))
 
 
 def _redaction_filter(record: Any) -> bool:

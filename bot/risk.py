@@ -5,6 +5,9 @@ Contents:
 - PRE-TRADE CHECKS: check(action, portfolio, ts_ms) -> RiskVerdict, in this order per intent:
   ladder state, actions per hour, reduce-only really reduces, net exposure in REDUCING,
   per-order cap, per-action cap. Cancels always pass.
+- SEND-TIME CHECKS: still_allowed (the ladder moved up), over_budget (the hour's budget was
+  used while the action waited); record_executed counts an action as its first order leaves,
+  so a rejected or expired `confirm` action uses no budget
 - DENIALS: plain sentences, e.g. "SELL 2 BTCUSDT when REDUCING and SHORT would increase
   exposure"; a denial is a verdict entry, never an exception.
 - STATE: snapshot / restore (ladder state and the action times of the last hour)
@@ -98,7 +101,7 @@ class RiskGate:
     def __init__(self, limits: RiskLimits, state: TradingState = TradingState.ACTIVE) -> None:
         self.limits = limits
         self.state = state
-        self._action_ts_ms: dict[str, int] = {}  # actions that got orders through, last hour
+        self._action_ts_ms: dict[str, int] = {}  # actions whose orders were sent, last hour
 
     # -- COMMANDS ---------------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class RiskGate:
     # -- PRE-TRADE CHECKS -------------------------------------------------------------------
 
     def actions_in_last_hour(self, ts_ms: int, exclude: str = "") -> int:
-        """Actions whose orders passed in (ts_ms - 1h, ts_ms]."""
+        """Actions whose first order was sent in (ts_ms - 1h, ts_ms]."""
         return sum(
             1
             for aid, t in self._action_ts_ms.items()
@@ -130,7 +133,10 @@ class RiskGate:
         )
 
     def check(self, action: Action, portfolio: Portfolio, ts_ms: int) -> RiskVerdict:
-        """Split an action's intents into allowed and denied (with reasons); record the action."""
+        """Split an action's intents into allowed and denied (with reasons).
+
+        The action is not counted toward max_actions_per_hour here: see record_executed.
+        """
         book = _Book.of(portfolio)
         recent = self.actions_in_last_hour(ts_ms, exclude=action.action_id)
         allowed: list[OrderIntent] = []
@@ -147,8 +153,6 @@ class RiskGate:
             allowed.append(intent)
             total_usd += notional
             self._apply(intent, book)
-        if any(i.kind != "cancel" for i in allowed):
-            self._action_ts_ms[action.action_id] = ts_ms
         self._prune(ts_ms)
         summary = ""
         if denied:
@@ -178,6 +182,29 @@ class RiskGate:
             return None  # its reduction was checked against the positions when planned
         return f"{what} when REDUCING: allowed while {checked_in.value}, not reduce-only"
 
+    def over_budget(self, intent: OrderIntent, action_id: str, ts_ms: int) -> str | None:
+        """Re-check the hourly budget at send time; a denial reason if it is used up.
+
+        Actions count only once sent: others may have used the budget during an approval.
+        """
+        if intent.kind == "cancel" or action_id in self._action_ts_ms:
+            return None
+        recent = self.actions_in_last_hour(ts_ms)
+        if recent < self.limits.max_actions_per_hour:
+            return None
+        return self._budget_reason(_describe(intent), recent)
+
+    def record_executed(self, action_id: str, ts_ms: int) -> None:
+        """Count an action toward max_actions_per_hour as its first order (not a cancel) leaves."""
+        self._action_ts_ms.setdefault(action_id, ts_ms)  # later legs keep the first time
+        self._prune(ts_ms)
+
+    def _budget_reason(self, what: str, recent: int) -> str:
+        return (
+            f"{what}: {recent} actions already in the last hour, "
+            f"max_actions_per_hour is {self.limits.max_actions_per_hour}"
+        )
+
     def _deny_reason(
         self, action: Action, intent: OrderIntent, book: _Book, recent: int, total_usd: float
     ) -> tuple[str, float]:
@@ -185,10 +212,7 @@ class RiskGate:
         if self.state is TradingState.HALTED:
             return f"{what} when HALTED: only cancels pass until a person resumes", 0.0
         if recent >= self.limits.max_actions_per_hour:
-            return (
-                f"{what}: {recent} actions already in the last hour, "
-                f"max_actions_per_hour is {self.limits.max_actions_per_hour}"
-            ), 0.0
+            return self._budget_reason(what, recent), 0.0
         reducing = self.state is TradingState.REDUCING
         if action.reduces_exposure and not intent.reduce_only:
             return (

@@ -20,7 +20,6 @@ from strategies.registry import (
     check_strategy,
     get_strategy,
     register,
-    validate_params,
 )
 
 __all__ = [
@@ -37,5 +36,4 @@ __all__ = [
     "get_strategy",
     "register",
     "run_plan",
-    "validate_params",
 ]

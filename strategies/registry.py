@@ -4,19 +4,16 @@ Contents:
 - register: class decorator used by the built-in planners (and usable by plugins)
 - check_strategy: the load-time protocol check, with errors that say what to fix
 - get_strategy, available: look-up by name (built-ins and entry points loaded on first use)
-- validate_params: a policy's params for a named strategy, as its pydantic model
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import InitErrorDetails
 
 from strategies.base import PluginError, Strategy, UnknownStrategyError
 
@@ -155,30 +152,3 @@ def get_strategy(name: str) -> type[Strategy]:
             f"unknown strategy {name!r}; known strategies: {known} (plugins register under "
             f"the entry-point group {ENTRY_POINT_GROUP!r})"
         ) from None
-
-
-def validate_params(
-    name: str, params: Mapping[str, Any] | None, loc: tuple[str | int, ...] = ()
-) -> BaseModel:
-    """The params of a policy step as the strategy's model.
-
-    Raises UnknownStrategyError, or pydantic's ValidationError with each error's location
-    prefixed by `loc` (e.g. ("policy", "levels", 2, "actions", 0, "params")), so the config
-    loader can name the place in the file.
-    """
-    cls = get_strategy(name)
-    try:
-        return cls.Params.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        if not loc:
-            raise
-        details = [
-            InitErrorDetails(
-                type=e["type"],
-                loc=(*loc, *e["loc"]),
-                input=e["input"],
-                ctx=e.get("ctx", {}),
-            )
-            for e in exc.errors()
-        ]
-        raise ValidationError.from_exception_data(exc.title, details) from None

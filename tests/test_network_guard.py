@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import pytest
@@ -27,9 +28,16 @@ def test_loopback_is_allowed() -> None:
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(1)
+    port = server.getsockname()[1]
     client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        client.connect(server.getsockname())
+        client.connect(("127.0.0.1", port))
+        conn, _ = server.accept()
+        with conn:
+            client.sendall(b"ping")
+            assert conn.recv(4) == b"ping"  # a local server really answers through the guard
+        resolved = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)
+        assert resolved and all(ipaddress.ip_address(r[4][0]).is_loopback for r in resolved)
     finally:
         client.close()
         server.close()

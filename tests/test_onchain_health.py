@@ -10,10 +10,10 @@ from bot.config.chains import (
     ChainConfig,
     CometMarket,
 )
-from bot.logs import register_secrets
+from bot.logs import register_secrets, scrub
 from bot.sources.onchain import events as ev
 from bot.sources.onchain.health import ChainHealth
-from bot.sources.onchain.rpc import RangeRefused, RpcError, scrub
+from bot.sources.onchain.rpc import RangeRefused, RpcError
 
 
 class FakeClock:

@@ -1,5 +1,6 @@
-"""Money safety in the orchestrator: the ladder is checked again when an order is sent, and a
-venue that cannot be read mid-cascade does not end the bot."""
+"""Money safety in the orchestrator: the ladder and the hourly budget are checked again when an
+order is sent, only sent actions use the budget, and a venue that cannot be read mid-cascade
+does not end the bot."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from bot.approvals import ConsoleApprover
 from bot.clock import SimClock
 from bot.engine import ids
+from bot.engine.orchestrator import Orchestrator
 from bot.events import (
     Action,
     ApprovalMode,
@@ -20,7 +23,7 @@ from bot.events import (
     TradingState,
 )
 from bot.risk import RiskGate
-from tests.test_orchestrator import S, V, _kinds, _liq, _make, _price
+from tests.test_orchestrator import S, V, _from_queue, _kinds, _liq, _make, _price
 
 HEDGE_THEN_HALT = {
     "levels": {
@@ -68,6 +71,77 @@ async def test_an_approval_after_a_halt_sends_nothing_that_adds_risk(tmp_path: P
     assert "HALTED" in skipped["reason"] and skipped["side"] == "sell"
     book = await orch.broker.portfolio()
     assert [(p.venue, p.symbol, p.side) for p in book.positions] == [(V, S, "long")]
+    assert any("dropped" in getattr(e, "title", "") for e in recorder.events)
+
+
+CUT = {
+    "strategy": "reduce_exposure",
+    "params": {"fraction": 0.25},
+    "approval": "confirm",
+    "timeout_s": 600,
+}
+CUT_AT_EACH_LEVEL = {"levels": {1: [CUT], 2: [CUT], 3: [CUT]}, "calm": []}
+ONE_AN_HOUR = {"max_actions_per_hour": 1}
+
+
+async def _answered(orch: Orchestrator, clock: SimClock) -> None:
+    """Let the running actions take a typed answer to their end (bounded: never hangs)."""
+    for _ in range(20):
+        if not orch.tasks:
+            return
+        await clock.settle()
+
+
+async def test_a_rejected_confirm_uses_no_hourly_budget_an_executed_one_does(
+    tmp_path: Path,
+) -> None:
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    person = ConsoleApprover(lines=_from_queue(lines), console=None)
+    orch, _recorder, clock = _make(tmp_path, CUT_AT_EACH_LEVEL, person, risk=ONE_AN_HOUR)
+    await orch.handle(_price(0))
+    await orch.handle(_liq(1_000, 1_500.0))  # level 1: asked
+    lines.put_nowait("n")
+    await _answered(orch, clock)
+    await orch.handle(_liq(2_000, 1_000.0))  # level 2: asked, the rejected cut used nothing
+    lines.put_nowait("y")
+    await _answered(orch, clock)
+    await orch.handle(_liq(3_000, 2_000.0))  # level 3: the executed cut used the hour
+    await orch.finish()
+    await person.close()
+
+    ends = {p["level"]: p["status"] for p in _kinds(orch, "action_end")}
+    assert ends == {1: "rejected", 2: "executed", 3: "refused"}
+    assert len(_kinds(orch, "order_sent")) == 1
+    (refusal,) = [p["reason"] for p in _kinds(orch, "risk_verdict") if p["denied"]]
+    assert "1 actions already in the last hour, max_actions_per_hour is 1" in refusal
+    orch.journal.close()
+    again, _, _ = _make(tmp_path, CUT_AT_EACH_LEVEL, risk=ONE_AN_HOUR)  # after a restart
+    assert again.restore() is not None
+    assert again.risk.actions_in_last_hour(3_000) == 1  # the budget still counts the cut
+
+
+async def test_the_hourly_budget_is_checked_again_when_an_approved_order_leaves(
+    tmp_path: Path,
+) -> None:
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    person = ConsoleApprover(lines=_from_queue(lines), console=None)
+    orch, recorder, clock = _make(tmp_path, CUT_AT_EACH_LEVEL, person, risk=ONE_AN_HOUR)
+    await orch.handle(_price(0))
+    await orch.handle(_liq(1_000, 1_500.0))  # level 1: asked
+    await orch.handle(_liq(2_000, 1_000.0))  # level 2: asked too, nothing sent yet
+    asked = [p["request_id"] for p in _kinds(orch, "approval_request")]
+    assert len(asked) == 2
+    for request_id in asked:  # a person approves both
+        lines.put_nowait(f"y {request_id[:8]}")
+    await _answered(orch, clock)
+    await orch.finish()
+    await person.close()
+
+    assert len(_kinds(orch, "order_sent")) == 1  # one action an hour, as configured
+    (skipped,) = _kinds(orch, "order_skipped")
+    assert "1 actions already in the last hour, max_actions_per_hour is 1" in skipped["reason"]
+    details = sorted(p["detail"] for p in _kinds(orch, "action_end"))
+    assert details == ["0 order(s), 0 failed, 1 skipped", "1 order(s), 0 failed"]
     assert any("dropped" in getattr(e, "title", "") for e in recorder.events)
 
 

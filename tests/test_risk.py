@@ -146,14 +146,34 @@ def test_actions_per_hour_slide_with_the_given_times() -> None:
     g = gate(max_actions_per_hour=2)
     for n in range(2):
         assert g.check(action(order("sell", 0.1), aid=f"a{n}"), book(LONG), TS_MS + n).denied == ()
+        g.record_executed(f"a{n}", TS_MS + n)  # as the executor does when its order leaves
     third = g.check(action(order("sell", 0.1), aid="a2"), book(LONG), TS_MS + 2)
     assert "2 actions already in the last hour, max_actions_per_hour is 2" in third.denied[0][1]
     again = g.check(action(order("sell", 0.1), aid="a1"), book(LONG), TS_MS + 3)
+    g.record_executed("a1", TS_MS + 3)
     assert again.denied == ()  # an action checked twice counts once
     cancel = order("buy", 1.0, kind="cancel", cancel_client_id="c-0")
     assert g.check(action(cancel, aid="a3"), book(LONG), TS_MS + 4).denied == ()
     later = g.check(action(order("sell", 0.1), aid="a4"), book(LONG), TS_MS + HOUR_MS)
     assert later.denied == ()  # a0 left the window
+
+
+def test_only_an_executed_action_uses_the_hourly_budget() -> None:
+    g = gate(max_actions_per_hour=1)
+    asked = action(order("sell", 0.1), aid="asked")
+    assert g.check(asked, book(LONG), TS_MS).denied == ()
+    assert g.actions_in_last_hour(TS_MS) == 0  # checked, then rejected by a person: no budget
+    sent = action(order("sell", 0.1), aid="sent")
+    assert g.check(sent, book(LONG), TS_MS + 1).denied == ()
+    assert g.over_budget(sent.intents[0], "sent", TS_MS + 1) is None
+    g.record_executed("sent", TS_MS + 1)
+    assert g.actions_in_last_hour(TS_MS + 1) == 1
+    assert g.over_budget(sent.intents[0], "sent", TS_MS + 2) is None  # its next leg goes on
+    late = g.over_budget(asked.intents[0], "asked", TS_MS + 2)  # approved after all, too late
+    assert late == "SELL 0.1 BTCUSDT: 1 actions already in the last hour, max_actions_per_hour is 1"
+    cancel = order("buy", 1.0, kind="cancel", cancel_client_id="c-0")
+    assert g.over_budget(cancel, "asked", TS_MS + 2) is None
+    assert g.over_budget(asked.intents[0], "asked", TS_MS + 1 + HOUR_MS) is None
 
 
 def test_set_state_escalate_and_snapshot() -> None:
@@ -169,6 +189,7 @@ def test_set_state_escalate_and_snapshot() -> None:
     g.set_state(TradingState.ACTIVE, "resume", by="bob", ts_ms=TS_MS)
     assert g.escalate(TradingState.REDUCING, "halt plan").state is TradingState.REDUCING  # type: ignore[union-attr]
     g.check(action(order("sell", 0.1)), book(LONG), TS_MS)
+    g.record_executed("act-1", TS_MS)
     restored = gate(max_actions_per_hour=1)
     restored.restore(g.snapshot())
     assert restored.state is TradingState.REDUCING

@@ -7,9 +7,12 @@ from importlib.metadata import EntryPoint, EntryPoints
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 import strategies.registry as registry
+from bot.config import ConfigError
+from bot.config.policy import PolicyConfig
+from bot.engine.policy import check_policy
 from bot.events import Calm, OrderIntent, Portfolio
 from strategies import (
     ENTRY_POINT_GROUP,
@@ -23,7 +26,6 @@ from strategies import (
     get_strategy,
     register,
     run_plan,
-    validate_params,
 )
 
 CTX = StrategyContext(Calm("all", 1), Portfolio(1, 0.0), {}, 1, "a")
@@ -181,13 +183,21 @@ def test_run_plan_fences_failures_and_bad_plans() -> None:
         run_plan(Broken([0]), CTX, {"amount": "lots"})
 
 
-def test_validate_params_gives_the_path_in_the_file() -> None:
-    model = validate_params("reduce_exposure", {"fraction": 0.3})
+def test_policy_params_validate_as_the_strategy_model_with_the_path_in_the_file() -> None:
+    # check_policy is what loading liqguard.yaml runs on every policy step's params.
+    def policy(strategy: str, params: dict[str, Any]) -> PolicyConfig:
+        return PolicyConfig.model_validate(
+            {"levels": {2: [{"strategy": strategy, "params": params}]}, "calm": []}
+        )
+
+    model = check_policy(policy("reduce_exposure", {"fraction": 0.3}))["policy.levels.2[0]"].params
     assert model.model_dump()["fraction"] == 0.3
-    where = ("policy", "levels", 2, "actions", 0, "params")
-    with pytest.raises(ValidationError) as err:
-        validate_params("reduce_exposure", {"fraction": 3, "slicez": 2}, loc=where)
-    locs = {e["loc"] for e in err.value.errors()}
-    assert locs == {(*where, "fraction"), (*where, "slicez")}
+    with pytest.raises(ConfigError) as err:
+        check_policy(policy("reduce_exposure", {"fraction": 3, "slicez": 2}))
+    assert "(2 problem(s))" in str(err.value)
+    assert "policy.levels.2[0].params.fraction: value 3" in str(err.value)
+    assert "policy.levels.2[0].params.slicez: unknown parameter 'slicez'" in str(err.value)
     with pytest.raises(UnknownStrategyError):
-        validate_params("nope", {})
+        get_strategy("nope")
+    with pytest.raises(ConfigError, match=r"policy\.levels\.2\[0\]\.strategy: value 'nope'"):
+        check_policy(policy("nope", {}))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +14,7 @@ from aiohttp import web
 
 from bot.config.telegram import WebhookConfig
 from bot.events import Anomaly, FeedStatus, SymbolUsd
+from bot.logs import setup_logging
 from bot.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookNotifier
 from bot.secrets import Secrets
 
@@ -114,12 +117,23 @@ async def test_client_error_is_not_retried_and_never_raises(receiver: Receiver) 
     assert len(receiver.requests) == 1
 
 
-async def test_unreachable_webhook_gives_up_quietly() -> None:
-    hook = WebhookNotifier(
-        WebhookConfig(url="http://127.0.0.1:9/hook", retries=1, timeout_s=1), secrets()
-    )
-    await hook.notify(ANOMALY)  # must not raise
-    await hook.close()
+async def test_unreachable_webhook_gives_up_with_one_error_line_and_no_url() -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook-T0KEN"
+    hook = WebhookNotifier(WebhookConfig(url=url, retries=1, timeout_s=1), secrets())
+    log = io.StringIO()
+    setup_logging("INFO", stream=log)
+    try:
+        await hook.notify(ANOMALY)  # must not raise: an alert channel never stops the bot
+        await hook.close()
+    finally:
+        setup_logging("INFO")
+    lines = [line for line in log.getvalue().splitlines() if "webhook" in line]
+    assert len(lines) == 1 and "ERROR" in lines[0]
+    assert "webhook:generic gave up on an alert after 2 tries: ClientConnectorError" in lines[0]
+    assert "hook-T0KEN" not in log.getvalue()  # the URL is a credential
 
 
 def test_webhook_url_must_be_http() -> None:

@@ -18,6 +18,7 @@ from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
 from bot.ccxt.exchange import credentials, make_exchange
 from bot.config.settings import Settings
 from bot.config.venues import config_venue
+from bot.engine import ids
 from bot.events import JournalKind, OrderIntent, journaled_outcome_unknown
 from bot.interfaces import LiveSource
 from bot.secrets import Secrets
@@ -145,10 +146,10 @@ def unsettled_orders(journal: Any) -> list[tuple[str, OrderIntent]]:
     outcome is unknown (the broker could not tell whether it landed)."""
     out = []
     fields = OrderIntent.__dataclass_fields__
-    for key in sorted(journal.keys_with_prefix("order:")):
-        cid = key.removeprefix("order:")
-        if journal.has(f"result:{cid}"):
-            result = (journal.find_key(f"result:{cid}") or {}).get("payload") or {}
+    for key in sorted(journal.keys_with_prefix(ids.ORDER_KEY_PREFIX)):
+        cid = ids.client_id_of_order_key(key)
+        if journal.has(ids.result_key(cid)):
+            result = (journal.find_key(ids.result_key(cid)) or {}).get("payload") or {}
             if not journaled_outcome_unknown(result):
                 continue
         entry = journal.find_key(key) or {}

@@ -74,10 +74,17 @@ def timeout_decision(request: ApprovalRequest, ts_ms: int) -> Decision:
 
 
 async def race_deadline(
-    answer: asyncio.Future[Decision], request: ApprovalRequest, clock: Clock
+    answer: asyncio.Future[Decision],
+    request: ApprovalRequest,
+    clock: Clock,
+    deadline_ts_ms: int | None = None,
 ) -> Decision:
-    """The person's answer, or the timeout default once the clock passes the deadline."""
-    timer: asyncio.Future[None] = asyncio.ensure_future(clock.sleep_until(request.deadline_ts_ms))
+    """The person's answer, or the timeout default once the clock passes the deadline.
+
+    `deadline_ts_ms`: a deadline kept from before a restart (else the request's own).
+    """
+    wake_ms = request.deadline_ts_ms if deadline_ts_ms is None else deadline_ts_ms
+    timer: asyncio.Future[None] = asyncio.ensure_future(clock.sleep_until(wake_ms))
     try:
         waiting: set[asyncio.Future[Any]] = {answer, timer}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)

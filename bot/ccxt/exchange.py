@@ -11,7 +11,6 @@ Contents:
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -23,6 +22,7 @@ from loguru import logger
 
 from bot.ccxt.throttle import IdleCreditThrottler
 from bot.config.venues import CCXT_IDS, VenueConfig
+from bot.logs import scrub
 from bot.secrets import Secrets
 
 # ---------------------------------------------------------------------------------------------
@@ -52,20 +52,12 @@ def is_transient(exc: BaseException) -> bool:
     return classify_error(exc) is ErrorKind.RETRYABLE
 
 
-# scheme://[userinfo@]host[:port][/path][?query][#fragment]: userinfo, query and fragment go
-_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/@?#]*@)?(?P<rest>[^\s?#]*)[^\s]*")
-
-
-def strip_urls(text: str) -> str:
-    """Every URL in `text` without userinfo, query string or fragment (signatures, keys)."""
-    return _URL.sub(lambda m: m.group("scheme") + m.group("rest"), text)
-
-
 def describe_error(exc: BaseException) -> str:
     """A short, key-free description for journals and notifications: ccxt puts the signed
-    URL (query string with `signature=`, a proxy's user:password@) in its messages."""
+    URL (query string with `signature=`, a proxy's user:password@) in its messages: no URL
+    and no registered secret is kept."""
     kind = type(exc).__name__
-    text = strip_urls(str(exc).replace("\n", " "))
+    text = scrub(str(exc).replace("\n", " "))
     return f"{kind}: {text[:300]}"
 
 

@@ -87,12 +87,17 @@ class ActionExecutor:
         elif page_humans:
             await self.notifier.notify(Notice(self.clock.now_ms(), action.summary, page=True))
         sent = failed = skipped = 0
+        counted = False  # toward max_actions_per_hour, once its first order leaves
         for intent in verdict.allowed:
             if intent.not_before_ms is not None and intent.not_before_ms > self.clock.now_ms():
                 self.journal.flush()
                 await self.clock.sleep_until(intent.not_before_ms)
             # The ladder may have moved up during the approval or a TWAP wait: check again.
             denial = self.risk.still_allowed(intent, verdict.state)
+            if denial is None and not counted:  # later legs ride on the action's first order
+                denial = self.risk.over_budget(intent, aid, self.clock.now_ms())
+                if denial is not None and self.journal.has(ids.order_key(action.client_id(intent))):
+                    denial = None  # sent before a restart: looked up, whatever the budget
             if denial is not None:
                 skipped += 1
                 self.log(
@@ -106,6 +111,9 @@ class ActionExecutor:
                     Notice(self.clock.now_ms(), f"Order of {action.strategy} dropped", denial)
                 )
                 continue
+            if intent.kind != "cancel" and not counted:
+                self.risk.record_executed(aid, self.clock.now_ms())
+                counted = True
             result = await self._send(action, intent)
             sent += 1
             if result is None or result.status in ("rejected", "failed"):

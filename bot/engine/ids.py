@@ -59,8 +59,16 @@ def end_key(aid: str) -> str:
     return f"end:{aid}"
 
 
+ORDER_KEY_PREFIX = "order:"
+
+
 def order_key(client_id: str) -> str:
-    return f"order:{client_id}"
+    return f"{ORDER_KEY_PREFIX}{client_id}"
+
+
+def client_id_of_order_key(key: str) -> str:
+    """The client id in an order_key (the journal lists sent orders by the prefix)."""
+    return key.removeprefix(ORDER_KEY_PREFIX)
 
 
 def result_key(client_id: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from loguru import logger
 
+from bot.clock import yield_turns
 from bot.config.policy import PolicyConfig
 from bot.detector import Detector
 from bot.engine import ids
@@ -59,11 +60,6 @@ from bot.notify.background import EXIT_DELIVERY_S, BackgroundNotifier
 from bot.risk import RiskGate
 from bot.sources.feeds import FeedBook, tick_rules
 from strategies.base import StrategyContext, StrategyError, run_plan
-
-
-async def _yield_turns() -> None:
-    for _ in range(8):
-        await asyncio.sleep(0)
 
 
 class Orchestrator:
@@ -100,7 +96,7 @@ class Orchestrator:
         self.policy = policy
         self.resolved = resolved
         self.checkpoint_every = checkpoint_every
-        self._settle = settle or _yield_turns
+        self._settle = settle or yield_turns
         self.counters = Counters()
         self.feeds = FeedBook(detector.rules)
         self.state = StateStore(session, journal, detector, self.risk, self.paper, baseline, clock)

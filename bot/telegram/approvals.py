@@ -24,7 +24,7 @@ from loguru import logger
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
-from bot.approvals.base import timeout_decision
+from bot.approvals.base import race_deadline, timeout_decision
 from bot.clock import WallClock
 from bot.config.telegram import TelegramConfig
 from bot.events import ApprovalRequest, Decision, JournalKind, Notice
@@ -78,19 +78,13 @@ class TelegramApprover:
             logger.info("approval {} re-attached to message {}", rid, rec["message_id"])
         waiter: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = waiter
-        timer: asyncio.Future[None] = asyncio.ensure_future(
-            clock.sleep_until(rec["deadline_ts_ms"])
-        )
-        waiting: set[asyncio.Future[Any]] = {waiter, timer}
         try:
-            if rec.get("outcome") is None:
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if rec.get("outcome") is None:  # the deadline came first
-                d = timeout_decision(request, max(clock.now_ms(), request.deadline_ts_ms))
-                await self._conclude(rec, d, "timeout")
+            if rec.get("outcome") is None:  # else pressed while liqguard was down
+                d = await race_deadline(waiter, request, clock, rec["deadline_ts_ms"])
+                if rec.get("outcome") is None:  # the deadline came first
+                    await self._conclude(rec, d, "timeout")
             decision = Decision(**rec["outcome"])
         finally:
-            timer.cancel()
             self._waiters.pop(rid, None)
         self._records.pop(rid, None)
         self._save()

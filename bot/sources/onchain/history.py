@@ -29,9 +29,10 @@ from web3 import AsyncWeb3
 
 from bot.config.chains import ChainConfig
 from bot.events import Liquidation
+from bot.logs import scrub
 from bot.sources.onchain.events import LogRef, UndecodableLog, decode_log
 from bot.sources.onchain.pricing import Pricer, PricingError, log_filter_topics, watched_markets
-from bot.sources.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call, scrub
+from bot.sources.onchain.rpc import RangeRefused, RetryPolicy, RpcError, call
 
 REGROW_AFTER = 8  # successes in a row before trying a range twice as wide again
 

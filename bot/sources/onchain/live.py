@@ -46,10 +46,11 @@ from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
 
 from bot.events import FeedStatus, JournalKind, Liquidation
 from bot.interfaces import Journal
+from bot.logs import scrub
 from bot.sources.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
 from bot.sources.onchain.health import ChainHealth
 from bot.sources.onchain.history import ChainMismatch, LogReader, RejectedLog
-from bot.sources.onchain.rpc import RpcError, describe, scrub
+from bot.sources.onchain.rpc import RpcError, describe
 
 RECENT_RELEASED = 10_000  # released log keys kept to recognise late websocket copies
 LogKey = tuple[str, str]  # (event_id, block_hash)

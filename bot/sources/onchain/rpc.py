@@ -9,7 +9,6 @@ Contents:
 - RetryPolicy, call(): retry rate limits (429, -32005, "rate limit") and transient failures
   with exponential backoff; raise RangeRefused at once; raise RpcError otherwise
 - http_web3(url): an AsyncWeb3 over HTTP without web3's own retries (ours are the only ones)
-- scrub(text): registered secrets and any URL removed, for text that leaves the process
 
 RPC URLs often carry an API key: no message here ever includes one.
 """
@@ -27,7 +26,7 @@ from loguru import logger
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from bot.logs import redact
+from bot.logs import scrub
 
 T = TypeVar("T")
 ErrorClass = Literal["rate", "refused", "transient", "fatal"]
@@ -65,14 +64,6 @@ class RangeRefused(RpcError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "refused")
-
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
-
-
-def scrub(text: str) -> str:
-    """Text without registered secrets and without any URL (RPC URLs embed API keys)."""
-    return _URL.sub("<url>", redact(text))
 
 
 def _rpc_error(exc: Web3RPCError) -> tuple[int | None, str]:
