@@ -49,6 +49,18 @@ def describe(kind: str, p: dict[str, Any]) -> str:
             return f"{aid} {p.get('strategy')} {p.get('status')} {p.get('detail', '')}"
         case "ladder":
             return f"{p['previous']} -> {p['state']} by {p.get('by')}: {p.get('reason', '')}"
+        case "option_mark":
+            return (
+                f"{p['size']:.6g} {p['symbol']} marked {p['mark_coin']:.4f} coin = "
+                f"{usd(p['mark_usd'])} each at {p['underlying']:,.2f}, iv {p['iv']:.0%} "
+                f"(paid {usd(p['entry_usd'])}; unrealized {usd(p['unrealized_usd'])})"
+            )
+        case "option_settlement":
+            return (
+                f"{p['size']:.6g} {p['symbol']} expired at {p['underlying']:,.2f}: "
+                f"{p['intrinsic_coin']:.4f} coin each, {usd(p['paid_usd'])} paid "
+                f"(PnL {usd(p['realized_usd'])})"
+            )
         case "paper_liquidation":
             return f"{p['side']} {p['size']:.6g} {p['symbol']} liquidated at {p['price']:,.2f}"
         case "strategy_failed" | "failure":
