@@ -86,9 +86,7 @@ def test_put_call_parity(
 def test_at_expiry_and_at_zero_vol_the_price_is_intrinsic() -> None:
     assert black76("P", 90_000, 100_000, 0.0, 0.6) == 10_000
     assert black76("P", 110_000, 100_000, 0.0, 0.6) == 0
-    assert black76("C", 110_000, 100_000, 1.0, 0.0, 0.05) == pytest.approx(
-        10_000 * math.exp(-0.05)
-    )
+    assert black76("C", 110_000, 100_000, 1.0, 0.0, 0.05) == pytest.approx(10_000 * math.exp(-0.05))
     with pytest.raises(ValueError, match="must be > 0"):
         black76("P", 0.0, 100.0, 1.0, 0.5)
 
