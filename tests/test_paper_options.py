@@ -15,7 +15,7 @@ import pytest
 from bot.brokers.options_model import black76
 from bot.brokers.paper import OptionMark, OptionSettlement, PaperBroker
 from bot.config import ConfigError
-from bot.config.policy import PaperConfig, PaperPositionConfig
+from bot.config.paper import PaperConfig, PaperPositionConfig
 from bot.events import OrderIntent, OrderResult, PriceTick
 from bot.sources.prices import read_prices
 from strategies.puts import option_symbol

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.config.errors import ConfigError, explain
 from bot.events import Side
@@ -62,6 +63,10 @@ class IvTable(BaseModel):
         return self
 
 
+def _msg(text: str) -> str:
+    return text.removeprefix("Value error, ")
+
+
 class PaperOptionsConfig(BaseModel):
     """`paper.options:` — options in the paper market: a Black-76 model, not a market."""
 
@@ -100,6 +105,30 @@ class PaperOptionsConfig(BaseModel):
     mark_journal_s: float = Field(
         default=300.0, gt=0, description="journal a held option's mark at most this often"
     )
+
+    @field_validator("iv", mode="before")
+    @classmethod
+    def _iv_form(cls, value: Any) -> Any:
+        """One error for the form given (a number or a table), not one per possible form."""
+        if isinstance(value, dict):
+            try:
+                return IvTable.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError(
+                    "; ".join(
+                        ".".join(str(p) for p in e["loc"]) + ": " + _msg(e["msg"])
+                        if e["loc"]
+                        else _msg(e["msg"])
+                        for e in exc.errors()
+                    )
+                ) from None
+        if isinstance(value, IvTable):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("give a number (0.6 = 60%) or a table of moneyness, days and iv")
+        if not 0 < value <= 10:
+            raise ValueError("must be in (0, 10]: a fraction, 0.6 = 60%")
+        return float(value)
 
 
 class PaperConfig(BaseModel):
