@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bot.app.runner import run_replay
 from bot.app.wiring import Runtime, build
 from bot.cli import app
 from bot.clock import SimClock
@@ -21,7 +22,7 @@ from bot.engine.summary import summarize
 from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
-from bot.sources.replay import merge, run_replay
+from bot.sources.replay import merge
 
 DATA = Path(str(files("bot").joinpath("data")))
 TAPE = DATA / "binance-btcusdt_2024-12-04_06.csv"
@@ -116,7 +117,7 @@ async def test_a_recorded_vol_index_reprices_the_marks(tmp_path: Path) -> None:
 def test_liqguard_replay_with_the_puts_example(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.cli.run.setup_logging", lambda *a, **k: None)
+    monkeypatch.setattr("bot.app.runner.setup_logging", lambda *a, **k: None)
     args = ["replay", str(TAPE), "--prices", str(PRICE_FILE), "--config", str(EXAMPLE)]
     result = CliRunner().invoke(app, [*args, "--journal", str(tmp_path / "cli.sqlite")])
     assert result.exit_code == 0, result.output
