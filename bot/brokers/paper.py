@@ -116,9 +116,8 @@ def load_vol(config: PaperOptionsConfig) -> list[tuple[int, float]]:
     try:
         return read_vol(config.vol_file)
     except TapeError as exc:
-        raise ConfigError(f"paper.options.vol_file: {exc} Fix the file or remove the key.") from (
-            None
-        )
+        fix = "Fix the file or remove the key."
+        raise ConfigError(f"paper.options.vol_file: {exc} {fix}") from None
 
 
 @dataclass
