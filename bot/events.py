@@ -5,7 +5,8 @@ Contents, in pipeline order:
 - detector output: Anomaly, Calm
 - portfolio: Position, Portfolio
 - response: OrderIntent, Action, RiskVerdict, ApprovalRequest, Decision
-- execution: OrderResult (+ outcome_unknown), Fill, TradingStateChanged, PaperLiquidation
+- execution: OrderResult (+ outcome_unknown), Fill, TradingStateChanged, PaperLiquidation,
+  OptionMark, OptionSettlement (the paper market's options)
 - people: Notice and its Severity (a message that is no pipeline event)
 - the journal: JournalKind, the kind of every journaled row
 
@@ -400,6 +401,37 @@ class PaperLiquidation:
     realized_usd: float
 
 
+@dataclass(frozen=True, slots=True)
+class OptionMark:
+    """A held paper option valued by the model: per contract, in the coin and in USD."""
+
+    ts_ms: int
+    venue: str
+    symbol: str
+    size: float
+    underlying: float
+    iv: float
+    mark_coin: float
+    mark_usd: float
+    entry_usd: float
+    unrealized_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSettlement:
+    """A held paper option reached its expiry: paid its intrinsic value in the coin, less fee."""
+
+    ts_ms: int
+    venue: str
+    symbol: str
+    size: float
+    underlying: float
+    intrinsic_coin: float
+    fee_coin: float
+    paid_usd: float
+    realized_usd: float
+
+
 # ---------------------------------------------------------------------------------------------
 # People
 # ---------------------------------------------------------------------------------------------
@@ -446,6 +478,8 @@ class JournalKind(StrEnum):
     FAILURE = "failure"
     ACTION_END = "action_end"
     PAPER_LIQUIDATION = "paper_liquidation"
+    OPTION_MARK = "option_mark"
+    OPTION_SETTLEMENT = "option_settlement"
     # the start of a live run
     RECONCILE = "reconcile"
     # on-chain sources

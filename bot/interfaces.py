@@ -19,6 +19,8 @@ from bot.events import (
     Decision,
     Event,
     JournalKind,
+    OptionMark,
+    OptionSettlement,
     OrderIntent,
     OrderResult,
     PaperLiquidation,
@@ -154,6 +156,19 @@ class PaperPosition(Protocol):
     def liquidation_price(self) -> float | None: ...
 
 
+class PaperOption(Protocol):
+    """A held paper option as the live view reads it (what was paid per contract, in USD)."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def size(self) -> float: ...
+
+    @property
+    def entry_usd(self) -> float: ...
+
+
 class PaperMarket(Protocol):
     """A simulated account on the price path: the orchestrator feeds it every price tick and
     the detector's stress, journals what it fills or liquidates, and checkpoints it."""
@@ -164,14 +179,22 @@ class PaperMarket(Protocol):
         ...
 
     @property
+    def options(self) -> Mapping[tuple[str, str], PaperOption]:
+        """(venue, symbol) -> the held option."""
+        ...
+
+    @property
     def max_drawdown_usd(self) -> float: ...
 
     def set_stress(self, window_usd: float) -> None:
         """The detector's window sum now (fills slip more in a cascade)."""
         ...
 
-    def on_price(self, tick: PriceTick) -> Sequence[OrderResult | PaperLiquidation]:
-        """Move the mark: the resting orders it filled and the positions it liquidated."""
+    def on_price(
+        self, tick: PriceTick
+    ) -> Sequence[OrderResult | PaperLiquidation | OptionMark | OptionSettlement]:
+        """Move the mark: the resting orders it filled, the positions it liquidated, the
+        options it marked or settled."""
         ...
 
     def equity_usd(self) -> float: ...

@@ -75,3 +75,22 @@ def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "- 1\n- 2\n"))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(write(tmp_path, "rules: [\n"))
+
+
+def test_option_iv_is_a_number_or_a_table_with_one_error_each(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("paper:\n  options:\n    iv: -1\n")
+    with pytest.raises(ConfigError, match=r"paper\.options\.iv: value -1: .*0\.6 = 60%") as err:
+        load_settings(path)
+    assert "1 problem(s)" in str(err.value)
+    path.write_text("paper:\n  options:\n    iv: {moneyness: [0.9, 1.0], days: [7], iv: [[0.6]]}\n")
+    with pytest.raises(ConfigError, match=r"iv must have 1 row\(s\) .* of 2 value\(s\)") as err:
+        load_settings(path)
+    assert "1 problem(s)" in str(err.value)
+    path.write_text(
+        "paper:\n  options:\n    iv: {moneyness: [0.9, 1.0], days: [7, 30],"
+        " iv: [[0.7, 0.6], [0.65, 0.55]]}\n    rate: 0.05\n"
+    )
+    options = load_settings(path).paper.options
+    assert options.rate == 0.05 and not isinstance(options.iv, float)
+    assert load_settings(None).paper.options.iv == 0.6

@@ -1,5 +1,6 @@
 """Paper broker: fills, slippage (worse in a cascade), fees, stops on the price path, paper
-liquidation, hedge mode, idempotent client ids, and an account that survives a restart."""
+liquidation, hedge mode, idempotent client ids, and an account that survives a restart.
+Options: tests/test_paper_options.py."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ async def test_one_way_netting_reduce_only_and_rejections() -> None:
     option = OrderIntent(
         "deribit", "BTC-P", "buy", "limit", 1.0, False, price=10.0, instrument="option"
     )
-    assert "options" in (await broker.submit(option, "o-0")).error
+    assert "is not BASE/QUOTE:SETTLE" in (await broker.submit(option, "o-0")).error
     unknown = OrderIntent(V, "ETHUSDT", "sell", "market", 1.0, False)
     assert "no price" in (await broker.submit(unknown, "e-0")).error
     cancel = OrderIntent(V, S, "sell", "cancel", 0.0, True, cancel_client_id="nope")

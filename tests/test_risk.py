@@ -117,6 +117,21 @@ def test_reducing_lets_a_put_through_against_a_net_long() -> None:
     assert verdict.denied == ()
 
 
+def test_an_option_order_counts_at_its_limit_premium() -> None:
+    """The paper market prices options by model, but the gate keeps valuing the order at
+    the strategy's limit (contracts x USD premium), not at its strike or the underlying."""
+    symbol = option_symbol("BTC", "USD", "BTC", TS_MS, 7, 90_000.0, "P")
+    put = order("buy", 1.2, reduce_only=False, symbol=symbol, kind="limit", price=1_000.0,
+                instrument="option")  # fmt: skip
+    g = gate(max_order_usd=1_100.0)
+    verdict = g.check(action(put, reduces=False), book(LONG), TS_MS)
+    assert "is $1,200, over max_order_usd $1,100" in verdict.denied[0][1]
+    cheaper = order("buy", 1.0, reduce_only=False, symbol=symbol, kind="limit", price=1_000.0,
+                    instrument="option")  # fmt: skip
+    passed = gate(max_order_usd=1_100.0).check(action(cheaper, reduces=False), book(LONG), TS_MS)
+    assert passed.denied == ()
+
+
 def test_per_order_and_per_action_caps() -> None:
     g = gate(max_order_usd=150_000, max_action_usd=220_000)
     verdict = g.check(action(order("sell", 2.0)), book(LONG), TS_MS)

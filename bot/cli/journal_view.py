@@ -50,12 +50,29 @@ def describe(kind: str, p: dict[str, Any]) -> str:
             return f"{aid} {p.get('strategy')} {p.get('status')} {p.get('detail', '')}"
         case K.LADDER:
             return f"{p['previous']} -> {p['state']} by {p.get('by')}: {p.get('reason', '')}"
+        case K.OPTION_MARK:
+            return (
+                f"{p['size']:.6g} {p['symbol']} marked {p['mark_coin']:.4f} {_coin(p)} = "
+                f"{usd(p['mark_usd'])} each at {p['underlying']:,.2f}, iv {p['iv']:.0%} "
+                f"(paid {usd(p['entry_usd'])}; unrealized {usd(p['unrealized_usd'])})"
+            )
+        case K.OPTION_SETTLEMENT:
+            return (
+                f"{p['size']:.6g} {p['symbol']} expired at {p['underlying']:,.2f}: "
+                f"{p['intrinsic_coin']:.4f} {_coin(p)} each, {usd(p['paid_usd'])} paid "
+                f"(PnL {usd(p['realized_usd'])})"
+            )
         case K.PAPER_LIQUIDATION:
             return f"{p['side']} {p['size']:.6g} {p['symbol']} liquidated at {p['price']:,.2f}"
         case K.STRATEGY_FAILED | K.FAILURE:
             return f"{aid} {p.get('error', '')}"
         case _:
             return ", ".join(f"{k}={v}" for k, v in p.items() if k != "session")[:160]
+
+
+def _coin(p: dict[str, Any]) -> str:
+    """The settlement coin of an option symbol (`BTC/USD:BTC-...` -> BTC)."""
+    return str(p["symbol"]).partition(":")[2].split("-")[0] or "coin"
 
 
 def print_journal(console: Console, entries: list[dict[str, Any]], url: str) -> None:

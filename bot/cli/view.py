@@ -82,6 +82,8 @@ def summary_view(
     if summary.decisions_by:
         orders.add_row("decided by", ", ".join(f"{k} {v}" for k, v in summary.decisions_by.items()))
     parts.append(orders)
+    if summary.has_options:
+        parts.append(_options_view(summary))
     if pnl_usd is not None:
         pnl = Table(title="Portfolio PnL", title_justify="left")
         pnl.add_column("portfolio")
@@ -105,6 +107,24 @@ def summary_view(
         Text(f"journal: {journal_url} (session {session}); see `liqguard journal`", style="dim")
     )
     return Group(*parts)
+
+
+def _options_view(s: Summary) -> RenderableType:
+    """What the options cost and returned, priced by the paper model (not a market)."""
+    table = Table(title="Options (paper model, not a market)", title_justify="left")
+    for name in ("bought", "premium", "sold back", "settled", "held at model", "fees", "PnL"):
+        table.add_column(name, justify="right")
+    pnl = s.option_pnl_usd
+    table.add_row(
+        f"{s.option_bought:g}",
+        usd(s.option_premium_usd),
+        f"{s.option_sold:g} for {usd(s.option_sold_usd)}",
+        usd(s.option_settled_usd),
+        usd(s.option_held_usd),
+        usd(s.option_fees_usd),
+        Text(usd(pnl), style="green" if pnl >= 0 else "red"),
+    )
+    return table
 
 
 def _maybe_usd(value: float | None) -> str:

@@ -75,6 +75,12 @@ paper:
   fee_bps: 5
   maintenance_margin_rate: 0.005
   liquidation_fee_bps: 50
+  options:                   # hedge mode "puts": a Black-76 model, not a market
+    iv: 0.6                  # implied vol, 0.6 = 60%; or a table {moneyness, days, iv}
+    # vol_file: dvol.csv     # Deribit DVOL candles (percent): sets the vol level over time
+    rate: 0.0                # continuous annual rate
+    half_spread_pct: 2       # of the model premium; + cascade_half_spread_pct_per_musd
+    cascade_half_spread_pct_per_musd: 1
 
 # Live venues (paper mode on live data: `liqguard run --source binance,bybit,okx`; trading:
 # `--live` with `mode: live`). See "Going live" in the README.

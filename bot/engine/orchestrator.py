@@ -47,6 +47,8 @@ from bot.events import (
     JournalKind,
     Liquidation,
     Notice,
+    OptionMark,
+    OptionSettlement,
     OrderResult,
     PaperLiquidation,
     PriceTick,
@@ -177,8 +179,22 @@ class Orchestrator:
         for item in self.paper.on_price(tick):
             if isinstance(item, OrderResult):
                 await self.executor.record_result(item, item.client_id.rsplit("-", 1)[0])
+            elif isinstance(item, OptionMark):
+                self._log(JournalKind.OPTION_MARK, item)  # staged: commits with the next write
+            elif isinstance(item, OptionSettlement):
+                await self._option_settled(item)
             else:
                 await self._paper_liquidated(item)
+
+    async def _option_settled(self, s: OptionSettlement) -> None:
+        self._log(
+            JournalKind.OPTION_SETTLEMENT, s, key=f"settle:{self.session}:{s.venue}:{s.symbol}"
+        )
+        self._save_account()
+        text = f"{s.size:g} {s.symbol} settled at {s.underlying:,.2f}: {s.intrinsic_coin:.4f}"
+        await self.notifier.notify(
+            Notice(s.ts_ms, "Paper option expired", f"{text} each; PnL {s.realized_usd:,.0f}")
+        )
 
     async def _paper_liquidated(self, liq: PaperLiquidation) -> None:
         key = f"liq:{self.session}:{liq.venue}:{liq.symbol}:{liq.side}:{liq.ts_ms}"

@@ -144,6 +144,9 @@ def run_status(state: StateStore, counters: Counters, running: int) -> dict[str,
                 "liq": p.liquidation_price,
             }
             for p in state.paper.positions.values()
+        ] + [
+            {"symbol": o.symbol, "side": "long", "size": o.size, "entry": o.entry_usd, "liq": None}
+            for o in state.paper.options.values()
         ]
         out["equity_usd"] = state.paper.equity_usd()
         out["pnl_usd"] = state.paper.pnl_usd()

@@ -1,4 +1,8 @@
-"""The run summary, read back from the journal (so a resumed run counts what came before)."""
+"""The run summary, read back from the journal (so a resumed run counts what came before).
+
+Options (paper model): premium paid, sold back and settled come from the fills and the
+settlements; what is still held counts at the paper account's last model mark (its state).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.brokers.options_model import is_option_symbol
 from bot.events import JournalKind as K
 from bot.interfaces import Journal
 
@@ -21,6 +26,8 @@ KINDS = (
     K.FAILURE,
     K.PAPER_LIQUIDATION,
     K.LADDER,
+    K.OPTION_MARK,
+    K.OPTION_SETTLEMENT,
 )
 
 
@@ -38,10 +45,28 @@ class Summary:
     failures: int = 0
     paper_liquidations: int = 0
     ladder: list[str] = field(default_factory=list)
+    option_bought: float = 0.0  # contracts
+    option_premium_usd: float = 0.0
+    option_sold: float = 0.0
+    option_sold_usd: float = 0.0
+    option_settled_usd: float = 0.0  # intrinsic paid at expiry, less the delivery fee
+    option_fees_usd: float = 0.0
+    option_marks: int = 0
+    option_held_usd: float = 0.0  # still held, at the last model mark
 
     @property
     def actions(self) -> int:
         return sum(self.actions_by_status.values())
+
+    @property
+    def has_options(self) -> bool:
+        return self.option_bought > 0 or self.option_marks > 0
+
+    @property
+    def option_pnl_usd(self) -> float:
+        """What the options returned: sold + settled + still held, less premium and fees."""
+        back = self.option_sold_usd + self.option_settled_usd + self.option_held_usd
+        return back - self.option_premium_usd - self.option_fees_usd
 
 
 def summarize(journal: Journal, session: str) -> Summary:
@@ -70,10 +95,31 @@ def summarize(journal: Journal, session: str) -> Summary:
             out.fills += 1
             out.filled_usd += float(p["amount"]) * float(p["price"])
             out.fees_usd += float(p["fee_usd"])
+            if is_option_symbol(str(p["symbol"])):
+                _option_fill(out, p)
         elif kind == K.FAILURE:
             out.failures += 1
         elif kind == K.PAPER_LIQUIDATION:
             out.paper_liquidations += 1
         elif kind == K.LADDER:
             out.ladder.append(f"{p['previous']} -> {p['state']}")
+        elif kind == K.OPTION_MARK:
+            out.option_marks += 1
+        elif kind == K.OPTION_SETTLEMENT:
+            out.option_settled_usd += float(p["paid_usd"])
+    paper = journal.get_state(f"paper:{session}") or {}
+    out.option_held_usd = sum(
+        float(o["size"]) * float(o["mark_usd"]) for o in paper.get("options", [])
+    )
     return out
+
+
+def _option_fill(out: Summary, p: dict[str, Any]) -> None:
+    amount, usd = float(p["amount"]), float(p["amount"]) * float(p["price"])
+    out.option_fees_usd += float(p["fee_usd"])
+    if p["side"] == "buy":
+        out.option_bought += amount
+        out.option_premium_usd += usd
+    else:
+        out.option_sold += amount
+        out.option_sold_usd += usd

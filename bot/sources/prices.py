@@ -10,6 +10,11 @@ Accepts Binance Vision's 12-column layout (open times in ms, or µs as in files 
 the bundled 6-column excerpt (`open_time_ms,open,high,low,close,volume`), header optional,
 plain or gzip. Without a close-time column the close time is open time + interval - 1 ms,
 the interval read from the file name (`-5m`) or else from the first two open times.
+
+`read_vol` reads a recorded volatility index (Deribit DVOL as its API gives candles:
+`timestamp_ms,open,high,low,close`, or two columns `timestamp_ms,vol`), in percent as DVOL is
+published (55.3 = 55.3%), header optional, plain or gzip. A candle counts from its timestamp at
+its open value: what was known then, so a replay never prices with a vol from its future.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Literal
 from bot.events import PriceTick
 from bot.sources.files import TapeError, open_binary
 
-__all__ = ["read_prices"]
+__all__ = ["read_prices", "read_vol"]
 
 _INTERVAL = re.compile(r"-(\d+)([smhdw])[-_.]")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -107,3 +112,42 @@ def read_prices(
                 ticks.append(PriceTick(ts_ms=ts_ms, symbol=name, price=price, venue=venue))
         ticks.append(PriceTick(ts_ms=close_ms, symbol=name, price=close, venue=venue))
     return ticks
+
+
+_VOL_MIN_PCT, _VOL_MAX_PCT = 1.0, 1000.0  # outside: a fraction or a typo, not a DVOL level
+
+
+def read_vol(path: str | Path) -> list[tuple[int, float]]:
+    """(timestamp_ms, annualised vol as a fraction) of a DVOL-style CSV, sorted by time."""
+    p = Path(path)
+    out: list[tuple[int, float]] = []
+    reader, raw = open_binary(p)
+    try:
+        for number, blob in enumerate(reader, start=1):
+            text = blob.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            fields = text.split(",")
+            try:
+                ts_ms = _to_ms(int(float(fields[0])))
+                pct = float(fields[1])
+            except (ValueError, IndexError):
+                if number == 1:
+                    continue  # a header
+                raise TapeError(
+                    f"{p} line {number} is not a vol row (timestamp_ms,open,high,low,close "
+                    "or timestamp_ms,vol, in percent)."
+                ) from None
+            if not _VOL_MIN_PCT <= pct <= _VOL_MAX_PCT:
+                raise TapeError(
+                    f"{p} line {number}: vol {pct:g} is not a percentage between "
+                    f"{_VOL_MIN_PCT:g} and {_VOL_MAX_PCT:g}; give DVOL's percent (55.3 = 55.3%)."
+                )
+            out.append((ts_ms, pct / 100.0))
+    finally:
+        reader.close()
+        raw.close()
+    if not out:
+        raise TapeError(f"{p} holds no vol row (timestamp_ms,open,high,low,close in percent).")
+    out.sort()
+    return out
