@@ -33,7 +33,7 @@ from bot.journal import JournalError, SqlJournal, default_journal_url
 BUNDLED_TAPE = "binance-btcusdt_2024-12-04_06.csv"
 BUNDLED_PRICES = "BTCUSDT-5m_2024-12-04_06.csv"
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a sentence stays one line (logs, grep)
 out = Console()
 
 
@@ -176,7 +176,7 @@ def _refusals() -> Iterator[None]:
     try:
         yield
     except runner.Refused as exc:
-        err.print(f"[red]{exc}[/]", highlight=False)
+        err.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(exc.exit_code) from None
 
 
