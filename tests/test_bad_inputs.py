@@ -156,6 +156,12 @@ CASES = [
     Case("approvals typo", lambda d: _replay(TAPE, "--approvals", "consol"), 2, "'consol'"),
     Case("mode: live without --live", _with_config("mode: live\n", "run"), 2, "--live"),
     Case("nested YAML aliases", _with_config(LAUGHS), 2, "aliases expand"),
+    Case(
+        "telegram without its token",
+        _with_config("telegram: {chat_id: 1, allowed_user_ids: [1]}"),
+        2,
+        "LIQGUARD_TELEGRAM_BOT_TOKEN",
+    ),
     Case("journal is a directory", _journal_at(lambda d: str(d)), 1, "is a directory"),
     Case("journal under a file", _journal_at(_a_file_parent), 1, "folder cannot be made"),
     Case(

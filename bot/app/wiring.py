@@ -174,41 +174,50 @@ def build(
 
         check_live_request(settings, secrets, live_flag=True)
     console = console or Console(stderr=True)
-    journal = SqlJournal(default_journal_url(journal_url or settings.journal.url))
-    session, resuming = open_session(journal, identity, fresh)
-    clock: Clock = SimClock() if mode == "replay" else WallClock()
-    if mode == "live":
-        broker: Broker = ccxt_broker(settings, secrets)
-        market = baseline = None
-    else:
-        broker = market = PaperBroker(settings.paper, clock)  # the orchestrator drives its prices
-        baseline = PaperBroker(settings.paper, clock)  # the same account, never touched
     channel = approvals or settings.approvals.channel
     if approvals is None and settings.telegram is not None:
         # a telegram: section means Telegram, unless approvals.channel says otherwise
         channel = channel if "channel" in settings.approvals.model_fields_set else "telegram"
-    chosen: list[Notifier] = (
-        list(notifiers) if notifiers is not None else [ConsoleNotifier(console)]
-    )
-    extras: dict[str, Any] = {}
-    if approver is None and channel == "telegram":
+    if channel == "telegram" and approver is None:
+        from bot.telegram.factory import telegram_credentials
 
-        async def report(event: object) -> None:
-            await FanOut([n for n in chosen if n is not parts.notifier]).notify(event)
+        telegram_credentials(settings, secrets)  # before the journal is opened
+    journal = SqlJournal(default_journal_url(journal_url or settings.journal.url))
+    try:  # a part that cannot be built leaves no session behind, and the file closed
+        clock: Clock = SimClock() if mode == "replay" else WallClock()
+        if mode == "live":
+            broker: Broker = ccxt_broker(settings, secrets)
+            market = baseline = None
+        else:
+            # the orchestrator drives the paper market's prices
+            broker = market = PaperBroker(settings.paper, clock)
+            baseline = PaperBroker(settings.paper, clock)  # the same account, never touched
+        chosen: list[Notifier] = (
+            list(notifiers) if notifiers is not None else [ConsoleNotifier(console)]
+        )
+        extras: dict[str, Any] = {}
+        if approver is None and channel == "telegram":
 
-        parts = telegram_parts(settings, secrets, journal, clock, report)
-        approver = parts.approver
-        chosen.append(parts.notifier)
-        extras["telegram"] = parts
-    elif approver is None and channel == "console":
-        approver = ConsoleApprover(console=console)
-    elif approver is None and channel == "auto":
-        approver = AutoApprover()
-    elif approver is None:  # unreachable: the config and the flag are both checked
-        raise SetupError(f"approvals channel {channel!r} is unknown")
-    chosen += webhook_notifiers(settings, secrets)
-    fan = FanOut(chosen)
-    settle = clock.settle if isinstance(clock, SimClock) else None
+            async def report(event: object) -> None:
+                await FanOut([n for n in chosen if n is not parts.notifier]).notify(event)
+
+            parts = telegram_parts(settings, secrets, journal, clock, report)
+            approver = parts.approver
+            chosen.append(parts.notifier)
+            extras["telegram"] = parts
+        elif approver is None and channel == "console":
+            approver = ConsoleApprover(console=console)
+        elif approver is None and channel == "auto":
+            approver = AutoApprover()
+        elif approver is None:  # unreachable: the config and the flag are both checked
+            raise SetupError(f"approvals channel {channel!r} is unknown")
+        chosen += webhook_notifiers(settings, secrets)
+        fan = FanOut(chosen)
+        settle = clock.settle if isinstance(clock, SimClock) else None
+    except BaseException:
+        journal.close()
+        raise
+    session, resuming = open_session(journal, identity, fresh)
     orchestrator = Orchestrator(
         session=session,
         detector=Detector(settings.rules),

@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 
 from bot.config.errors import ConfigError
 from bot.config.settings import Settings
+from bot.config.telegram import TelegramConfig
 from bot.interfaces import Clock, Journal
 from bot.logs import register_secrets
 from bot.notify.charts import render_chart
@@ -62,6 +63,27 @@ class TelegramParts:
         await self.app.stop()
 
 
+def telegram_credentials(settings: Settings, secrets: Secrets) -> tuple[TelegramConfig, str, str]:
+    """(section, bot token, approval HMAC key), or ConfigError naming what is missing; checked
+    before anything is opened, so a missing token leaves nothing behind."""
+    config = settings.telegram
+    if config is None:
+        raise ConfigError("telegram: the section is missing from liqguard.yaml")
+    token = secrets.telegram_bot_token.get_secret_value() if secrets.telegram_bot_token else ""
+    if not token:
+        raise ConfigError(
+            "telegram: LIQGUARD_TELEGRAM_BOT_TOKEN is not set; create a bot with @BotFather "
+            "and put its token in the environment or .env (README: Telegram setup)"
+        )
+    key = secrets.approval_hmac_key.get_secret_value() if secrets.approval_hmac_key else ""
+    if len(key) < 16:
+        raise ConfigError(
+            "telegram: LIQGUARD_APPROVAL_HMAC_KEY must be set (16+ characters); generate one "
+            'with: python -c "import secrets; print(secrets.token_hex(32))"'
+        )
+    return config, token, key
+
+
 def create_telegram(
     settings: Settings,
     secrets: Secrets,
@@ -78,21 +100,7 @@ def create_telegram(
     `report` receives what the other channels must hear (Telegram unreachable for an
     approval); `control` is the runtime behind /status, /pause, ...
     """
-    config = settings.telegram
-    if config is None:
-        raise ConfigError("telegram: the section is missing from liqguard.yaml")
-    token = secrets.telegram_bot_token.get_secret_value() if secrets.telegram_bot_token else ""
-    if not token:
-        raise ConfigError(
-            "telegram: LIQGUARD_TELEGRAM_BOT_TOKEN is not set; create a bot with @BotFather "
-            "and put its token in the environment or .env (README: Telegram setup)"
-        )
-    key = secrets.approval_hmac_key.get_secret_value() if secrets.approval_hmac_key else ""
-    if len(key) < 16:
-        raise ConfigError(
-            "telegram: LIQGUARD_APPROVAL_HMAC_KEY must be set (16+ characters); generate one "
-            'with: python -c "import secrets; print(secrets.token_hex(32))"'
-        )
+    config, token, key = telegram_credentials(settings, secrets)
     register_secrets([key])  # the token is registered by TelegramApp
     app = TelegramApp(token, config)
     nonces = NonceStore(key.encode(), journal)
