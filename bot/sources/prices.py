@@ -23,6 +23,7 @@ import gzip
 import math
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,22 @@ def _interval_ms(path: Path) -> int | None:
 Candle = tuple[int, int | None, float, float, float, float]  # open/close ms, o, h, l, c
 
 
+def _csv_rows(p: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank line of a CSV file, plain or gzip."""
+    reader, raw = open_binary(p)
+    number = 0
+    try:
+        for number, blob in enumerate(reader, start=1):
+            text = blob.decode("utf-8", errors="replace").strip()
+            if text:
+                yield number, text.split(",")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise TapeError(f"{p} is a damaged gzip file (after line {number}): {exc}.") from None
+    finally:
+        reader.close()
+        raw.close()
+
+
 def _candle_problem(open_: float, high: float, low: float, close: float) -> str | None:
     """Why a candle cannot be a price path (NaN, not positive, high/low not enclosing), or None."""
     values = {"open": open_, "high": high, "low": low, "close": close}
@@ -69,31 +86,20 @@ def read_prices(
     p = Path(path)
     name = symbol or p.name.split("-")[0].split("_")[0].upper()
     rows: list[Candle] = []
-    reader, raw = open_binary(p)
-    try:
-        for number, blob in enumerate(reader, start=1):
-            text = blob.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            fields = text.split(",")
-            try:
-                open_ms = _to_ms(int(fields[0]))
-                open_, high, low, close = (float(x) for x in fields[1:5])
-                close_ms = _to_ms(int(fields[6])) if len(fields) >= 7 else None
-            except (ValueError, IndexError):
-                if number == 1:
-                    continue  # a header
-                raise TapeError(
-                    f"{p} line {number} is not a kline row (open_time,open,high,low,close,...)."
-                ) from None
-            if problem := _candle_problem(open_, high, low, close):
-                raise TapeError(f"{p} line {number}: {problem}; fix or drop that candle.")
-            rows.append((open_ms, close_ms, open_, high, low, close))
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise TapeError(f"{p} is a damaged gzip file (after line {len(rows)}): {exc}.") from None
-    finally:
-        reader.close()
-        raw.close()
+    for number, fields in _csv_rows(p):
+        try:
+            open_ms = _to_ms(int(fields[0]))
+            open_, high, low, close = (float(x) for x in fields[1:5])
+            close_ms = _to_ms(int(fields[6])) if len(fields) >= 7 else None
+        except (ValueError, IndexError):
+            if number == 1:
+                continue  # a header
+            raise TapeError(
+                f"{p} line {number} is not a kline row (open_time,open,high,low,close,...)."
+            ) from None
+        if problem := _candle_problem(open_, high, low, close):
+            raise TapeError(f"{p} line {number}: {problem}; fix or drop that candle.")
+        rows.append((open_ms, close_ms, open_, high, low, close))
     interval = _interval_ms(p)
     if interval is None and len(rows) >= 2:
         interval = rows[1][0] - rows[0][0]
@@ -121,32 +127,23 @@ def read_vol(path: str | Path) -> list[tuple[int, float]]:
     """(timestamp_ms, annualised vol as a fraction) of a DVOL-style CSV, sorted by time."""
     p = Path(path)
     out: list[tuple[int, float]] = []
-    reader, raw = open_binary(p)
-    try:
-        for number, blob in enumerate(reader, start=1):
-            text = blob.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            fields = text.split(",")
-            try:
-                ts_ms = _to_ms(int(float(fields[0])))
-                pct = float(fields[1])
-            except (ValueError, IndexError):
-                if number == 1:
-                    continue  # a header
-                raise TapeError(
-                    f"{p} line {number} is not a vol row (timestamp_ms,open,high,low,close "
-                    "or timestamp_ms,vol, in percent)."
-                ) from None
-            if not _VOL_MIN_PCT <= pct <= _VOL_MAX_PCT:
-                raise TapeError(
-                    f"{p} line {number}: vol {pct:g} is not a percentage between "
-                    f"{_VOL_MIN_PCT:g} and {_VOL_MAX_PCT:g}; give DVOL's percent (55.3 = 55.3%)."
-                )
-            out.append((ts_ms, pct / 100.0))
-    finally:
-        reader.close()
-        raw.close()
+    for number, fields in _csv_rows(p):
+        try:
+            ts_ms = _to_ms(int(float(fields[0])))
+            pct = float(fields[1])
+        except (ValueError, IndexError):
+            if number == 1:
+                continue  # a header
+            raise TapeError(
+                f"{p} line {number} is not a vol row (timestamp_ms,open,high,low,close "
+                "or timestamp_ms,vol, in percent)."
+            ) from None
+        if not _VOL_MIN_PCT <= pct <= _VOL_MAX_PCT:
+            raise TapeError(
+                f"{p} line {number}: vol {pct:g} is not a percentage between "
+                f"{_VOL_MIN_PCT:g} and {_VOL_MAX_PCT:g}; give DVOL's percent (55.3 = 55.3%)."
+            )
+        out.append((ts_ms, pct / 100.0))
     if not out:
         raise TapeError(f"{p} holds no vol row (timestamp_ms,open,high,low,close in percent).")
     out.sort()
