@@ -1,45 +1,45 @@
-"""Vectorised parsing of unified-CSV text blocks: numpy's C reader, then column-wise checks.
+"""Vectorised parsing of unified-CSV blocks: pyarrow's multithreaded CSV reader, column checks.
 
-Contents: scan_lines -> Scan (the rows numpy parsed and kept, and the lines left over).
+Contents: scan_lines (= load_lines, then scan_table) -> Scan (the rows Arrow parsed and kept,
+and the lines left over), cents_of.
 
-numpy.loadtxt parses a whole block in C. A row is kept only when it is plainly valid: ts_ms
-inside 2009..2100, side exactly `long` or `short`, venue and symbol of printable ASCII without
-quotes (at most 31 bytes), price and quantity empty or plain decimals, and a finite positive
-notional. Every other line - and every line of a stretch numpy refuses, found by bisection -
-is left over for the streaming row parser, which accepts it or says why not.
-Cents are usd_to_cents(float(text)) exactly, which is what the streaming path computes: the
-float is correctly rounded by numpy as by Python, and rounding near a half cent is left to
-bot.money itself.
+pyarrow.csv.read_csv parses a block of whole lines in C++ on every core, with explicit column
+types (ts_ms int64; venue, symbol, side dictionary-encoded strings; price, quantity and
+notional_usd float64, empty as null). Quoting is off and empty lines count as rows, so each
+line is exactly one Arrow row or the block fails; a block Arrow refuses is bisected until the
+bad lines are isolated. A row is kept only when the streaming row parser's fast path would take
+it with the same values: ts_ms inside 2009..2100, side exactly `long` or `short`, venue and
+symbol non-empty, not starting with a space and without quotes, price and quantity empty or in
+[0, inf), notional in (0, 1e11). Every other line goes to the streaming row parser, which
+accepts it or says why not. Arrow, like Python, rounds decimal text to the nearest float, so
+cents are usd_to_cents(float(text)) exactly, which is what the streaming path computes.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
 from bot.money import TIE_EPS, TIE_REL
+from bot.sources.formats import UNIFIED_COLUMNS
 from bot.sources.validate import MAX_TS_MS, MIN_TS_MS
 
-NAME_BYTES = 24  # venue/symbol field width; a name filling it may be cut: row parser
-NUMBER_BYTES = 16  # price/quantity field width, same rule
-_DTYPE = np.dtype([
-    ("ts", "i8"), ("venue", f"S{NAME_BYTES}"), ("symbol", f"S{NAME_BYTES}"), ("side", "S6"),
-    ("price", f"S{NUMBER_BYTES}"), ("qty", f"S{NUMBER_BYTES}"), ("usd", "f8"),
-])  # fmt: skip
+ARROW_BLOCK_BYTES = 1 << 20  # Arrow's unit of parallel work inside a block
 _MAX_USD = 1e11  # larger amounts (and inf, NaN) go to the row parser (see cents_of)
 _BISECT_MIN = 16  # below this many lines a refused stretch goes line by line
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
-_LOW7, _HIGH_BITS = np.uint64(0x7F7F7F7F7F7F7F7F), np.uint64(0x8080808080808080)
-_ASCII_ZERO, _DOTS = np.uint64(0x3030303030303030), np.uint64(0x2E2E2E2E2E2E2E2E)
-_HIGH_NIBBLES, _LOW_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0), np.uint64(0x0F0F0F0F0F0F0F0F)
-_SIXES, _SIXTEENS = np.uint64(0x0606060606060606), np.uint64(0x1010101010101010)
-_NAME_BAD = np.ones(256, dtype=np.bool_)  # printable ASCII but quotes; 0 is the padding
-_NAME_BAD[33:127] = False
-_NAME_BAD[ord('"')] = True
-_NAME_BAD[0] = False
+_NAMES = pa.dictionary(pa.int32(), pa.string())
+_TYPES = {
+    "ts_ms": pa.int64(), "venue": _NAMES, "symbol": _NAMES, "side": _NAMES,
+    "price": pa.float64(), "quantity": pa.float64(), "notional_usd": pa.float64(),
+}  # fmt: skip
+_PARSE = pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
+_CONVERT = pacsv.ConvertOptions(
+    column_types=_TYPES, null_values=[""], strings_can_be_null=False, check_utf8=True
+)
 
 
 @dataclass
@@ -50,89 +50,132 @@ class Scan:
     ts_ms: list[NDArray[np.int64]]
     cents: list[NDArray[np.int64]]
     is_long: list[NDArray[np.bool_]]
-    venue_codes: list[NDArray[np.intp]]  # codes into the part's names; the caller interns
+    venue_codes: list[NDArray[np.int32]]  # codes into the part's names; the caller interns
     venue_names: list[list[str]]
-    symbol_codes: list[NDArray[np.intp]]
+    symbol_codes: list[NDArray[np.int32]]
     symbol_names: list[list[str]]
     left_over: list[int]
+    n_lines: int = 0  # lines in the text scanned
 
 
-def scan_lines(text: str) -> Scan:
-    """Parse the lines of `text` (whole lines, no header) into kept rows and left-over lines."""
+def scan_lines(data: bytes, start: int = 0, end: int | None = None) -> Scan:
+    """Parse the whole lines of data[start:end] (each ending in a newline, no header)."""
+    end = len(data) if end is None else end
+    return scan_table(data, start, end, load_lines(data, start, end))
+
+
+def load_lines(data: bytes, start: int, end: int) -> pa.Table | None:
+    """Arrow's table of the lines data[start:end], one row per line; None if it refuses them.
+
+    Thread-safe and GIL-free for the most part: the reader runs it a block ahead."""
+    if start >= end or not _no_lone_cr(data, start, end):
+        return None
+    return _load(pa.py_buffer(data)[start:end])
+
+
+def scan_table(data: bytes, start: int, end: int, table: pa.Table | None) -> Scan:
+    """The Scan of data[start:end] given its load_lines: kept rows, the rest left over."""
     scan = Scan([], [], [], [], [], [], [], [], [])
-    if "\x00" in text:  # a NUL would vanish in numpy's fixed-width bytes: all by row parser
-        scan.left_over.extend(range(text.count("\n") + (not text.endswith("\n"))))
+    if start >= end:
         return scan
-    n_lines = text.count("\n") + (not text.endswith("\n"))
-    try:  # the common case: the whole block in one C call, no list of lines
-        table = _load(io.StringIO(text))
-    except ValueError:
-        _scan(_split(text), 0, scan)
+    if table is not None:  # no lone CR and a table: Arrow made exactly one row of each line
+        scan.n_lines = table.num_rows
+        _keep(table, 0, scan)
         return scan
-    if len(table) == n_lines:
-        _keep(table, np.arange(n_lines), scan)
-    else:
-        _keep(table, _non_empty(_split(text), 0), scan)
+    lines = data[start:end].split(b"\n")[:-1]
+    scan.n_lines = len(lines)
+    half = len(lines) // 2  # the whole failed: straight to its halves
+    _scan(lines[:half], 0, scan)
+    _scan(lines[half:], half, scan)
     return scan
 
 
-def _load(source: io.StringIO | list[str]) -> NDArray[np.void]:
-    return np.loadtxt(source, dtype=_DTYPE, delimiter=",", comments=None, quotechar=None, ndmin=1)
+def _no_lone_cr(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    """A CR alone ends a row for Arrow, not for the line reader: such text goes line by line."""
+    return data.find(b"\r", start, end) < 0 or data.count(b"\r", start, end) == data.count(
+        b"\r\n", start, end
+    )
 
 
-def _split(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _non_empty(lines: list[str], offset: int) -> NDArray[np.intp]:
-    """Line numbers of numpy's rows: it skips empty lines."""
-    return offset + np.array([i for i, x in enumerate(lines) if x and x != "\r"], np.intp)
-
-
-def _scan(lines: list[str], offset: int, scan: Scan) -> None:
-    """Parse a stretch numpy refused as a whole: halves until the bad lines are isolated."""
+def _load(data: pa.Buffer) -> pa.Table | None:
+    """The lines as an Arrow table (one row per line), or None if Arrow refuses them."""
+    options = pacsv.ReadOptions(
+        column_names=UNIFIED_COLUMNS, use_threads=True, block_size=ARROW_BLOCK_BYTES
+    )
     try:
-        table = _load(lines)
-    except ValueError:
-        if len(lines) <= _BISECT_MIN:
-            scan.left_over.extend(range(offset, offset + len(lines)))
+        return pacsv.read_csv(data, options, _PARSE, _CONVERT)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _scan(lines: list[bytes], offset: int, scan: Scan) -> None:
+    """Parse a stretch Arrow refused as a whole: halves until the bad lines are isolated."""
+    if len(lines) > _BISECT_MIN:
+        data = b"\n".join(lines) + b"\n"
+        table = _load(pa.py_buffer(data)) if _no_lone_cr(data) else None
+        if table is not None:
+            _keep(table, offset, scan)
             return
         half = len(lines) // 2
         _scan(lines[:half], offset, scan)
         _scan(lines[half:], offset + half, scan)
         return
-    if len(table) == len(lines):
-        _keep(table, np.arange(offset, offset + len(lines)), scan)
-    else:
-        _keep(table, _non_empty(lines, offset), scan)
+    scan.left_over.extend(range(offset, offset + len(lines)))
 
 
-def _keep(table: NDArray[np.void], where: NDArray[np.intp], scan: Scan) -> None:
-    ts, usd = table["ts"], table["usd"]
-    is_long = table["side"] == b"long"
-    ok = (ts >= MIN_TS_MS) & (ts < MAX_TS_MS) & (usd > 0) & (usd < _MAX_USD)
-    ok &= is_long | (table["side"] == b"short")
-    names = {}
-    for field in ("venue", "symbol"):  # checked once per distinct name
-        codes, first = codes_of(table[field])
-        distinct = table[field][first]
-        ok &= _plain_name(distinct.view(np.uint8).reshape(len(first), NAME_BYTES))[codes]
-        names[field] = codes, [x.decode("latin-1") for x in distinct.tolist()]
-    for field in ("price", "qty"):
-        ok &= _plain_decimal_or_empty(table[field])
-    scan.left_over.extend(where[~ok].tolist())
-    keep = np.flatnonzero(ok)
-    scan.lines.append(where[keep])
-    scan.ts_ms.append(ts[keep])
-    scan.cents.append(cents_of(usd[keep]))
-    scan.is_long.append(is_long[keep])
-    scan.venue_codes.append(names["venue"][0][keep])
-    scan.venue_names.append(names["venue"][1])
-    scan.symbol_codes.append(names["symbol"][0][keep])
-    scan.symbol_names.append(names["symbol"][1])
+def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
+    """Keep the plainly valid rows of each record batch; the others are left over."""
+    for batch in table.to_batches():
+        n = batch.num_rows
+        if n == 0:
+            continue
+        ts = _numbers(batch.column(0), 0)
+        usd = _numbers(batch.column(6), 0.0)
+        ok = (ts >= MIN_TS_MS) & (ts < MAX_TS_MS) & (usd > 0) & (usd < _MAX_USD)
+        for i in (4, 5):  # price, quantity: empty or in [0, inf), as the row parser's fast path
+            if batch.column(i).null_count < n:
+                value = _numbers(batch.column(i), 0.0)
+                ok &= (value >= 0) & (value < np.inf)
+        side_codes, side_names = _dictionary(batch.column(3))
+        is_long = np.array([s == "long" for s in side_names] or [False])[side_codes]
+        ok &= np.array([s in ("long", "short") for s in side_names] or [False])[side_codes]
+        names = {}
+        for field, i in (("venue", 1), ("symbol", 2)):  # checked once per distinct name
+            codes, distinct = _dictionary(batch.column(i))
+            ok &= np.array([_plain_name(x) for x in distinct] or [False])[codes]
+            names[field] = codes, distinct
+        where = np.arange(offset, offset + n)
+        if ok.all():
+            keep: slice | NDArray[np.intp] = slice(None)
+        else:
+            scan.left_over.extend(where[~ok].tolist())
+            keep = np.flatnonzero(ok)
+        scan.lines.append(where[keep])
+        scan.ts_ms.append(ts[keep])
+        scan.cents.append(cents_of(usd[keep]))
+        scan.is_long.append(is_long[keep])
+        scan.venue_codes.append(names["venue"][0][keep])
+        scan.venue_names.append(names["venue"][1])
+        scan.symbol_codes.append(names["symbol"][0][keep])
+        scan.symbol_names.append(names["symbol"][1])
+        offset += n
+
+
+def _numbers(column: pa.Array, null: float) -> NDArray:
+    """A numeric column as numpy, nulls (empty fields) as `null`."""
+    if column.null_count:
+        column = column.fill_null(null)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _dictionary(column: pa.DictionaryArray) -> tuple[NDArray[np.int32], list[str]]:
+    """(code per row, distinct names) of a dictionary-encoded string column."""
+    return column.indices.to_numpy(zero_copy_only=False), column.dictionary.to_pylist()
+
+
+def _plain_name(name: str) -> bool:
+    """A venue or symbol the row parser's fast path keeps as it is (quotes make it re-split)."""
+    return bool(name) and name[0] != " " and '"' not in name
 
 
 def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -156,48 +199,3 @@ def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
         even = np.where(k % 2 == 0, k, k + 1)
         out[near] = np.where(v > tie, k + 1, np.where(v < tie, k, even)).astype(np.int64)
     return out
-
-
-def _plain_name(m: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    return ~_NAME_BAD[m].any(axis=1) & (m[:, 0] != 0) & (m[:, -1] == 0)
-
-
-def _zero_bytes(v: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """0x80 in each byte of v that is zero, exactly (no borrow between bytes)."""
-    return ~(((v & _LOW7) + _LOW7) | v | _LOW7)
-
-
-def _plain_decimal_or_empty(values: NDArray[np.void]) -> NDArray[np.bool_]:
-    """Empty, or digits with at most one dot: 8 bytes at a time (SWAR on uint64 words)."""
-    packed = np.ascontiguousarray(values)
-    words = packed.view(np.uint64).reshape(len(values), -1)
-    dots = np.zeros(len(values), dtype=np.uint8)
-    has_digit = np.zeros(len(values), dtype=np.bool_)
-    ok = np.ones(len(values), dtype=np.bool_)
-    for w in range(words.shape[1]):
-        v = words[:, w]
-        t = v ^ _ASCII_ZERO  # digits become 0..9
-        not_digit = (t & _HIGH_NIBBLES) | (((t & _LOW_NIBBLES) + _SIXES) & _SIXTEENS)
-        digit = _zero_bytes(not_digit)
-        dot = _zero_bytes(v ^ _DOTS)
-        ok &= (digit | dot | _zero_bytes(v)) == _HIGH_BITS
-        dots += np.bitwise_count(dot).astype(np.uint8)
-        has_digit |= digit != 0
-    last = packed.view(np.uint8).reshape(len(values), -1)[:, -1]
-    return ok & (dots <= 1) & (last == 0) & (has_digit | (words[:, 0] == 0))
-
-
-def codes_of(names: NDArray[np.void]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """(code per row, index of one row per code) of fixed-width names, exact."""
-    if len(names) == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    words = np.ascontiguousarray(names).view(np.uint64).reshape(len(names), -1)
-    key = words[:, 0].copy()
-    for w in range(1, words.shape[1]):
-        key = (key * _HASH_MUL) ^ words[:, w]
-    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
-    codes = codes.reshape(-1)
-    if not np.array_equal(words, words[first][codes]):  # a hash collision: exact unique
-        _, first, codes = np.unique(words, axis=0, return_index=True, return_inverse=True)
-        codes = codes.reshape(-1)
-    return codes, first
