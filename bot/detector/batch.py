@@ -6,6 +6,8 @@ Per rule (detector.md, W window, E escalation window), over the events that pass
 - the clock c_i is the running maximum of ts_ms; with x_i = c_i - W, event j leaves the window
   at the first i >= j with x_i >= ts_j (a late event leaves at its own index), so the window
   sum S_i = cumsum(cents)_i - cumsum(cents leaving at or before i) - exact, in int64 cents;
+- in arrival order (sorted ts_ms, the usual tape) the window at i is the run [lo_i, i], so
+  S_i = P_i - P_(lo_i - 1) from one prefix sum P and one searchsorted, with no late events;
 - the level loop then visits only threshold crossings and calm times: for level L the next
   anomaly is the first i with S_i >= T0 f^L before the first i with c_i >= t_last + E.
 Events are merged in the streaming order: event index, then rule order, Calm before Anomaly.
@@ -67,19 +69,34 @@ def detect_columns(
 # -- one rule ----------------------------------------------------------------------------------
 
 
-def _mask(columns: TapeColumns, rule: RuleConfig) -> NDArray[np.bool_]:
+def _mask(columns: TapeColumns, rule: RuleConfig) -> NDArray[np.bool_] | None:
+    """Which events pass the rule's filter; None when all do (no pass over the columns)."""
     sym_ok = np.array(
         [not rule.symbols or any(symbol_matches(t, s) for t in rule.symbols)
          for s in columns.symbols] or [False], dtype=np.bool_)  # fmt: skip
     ven_ok = np.array(
         [not rule.venues or any(venue_matches(t, v) for t in rule.venues)
          for v in columns.venues] or [False], dtype=np.bool_)  # fmt: skip
-    side_ok = np.array(["short" in rule.sides, "long" in rule.sides], dtype=np.bool_)
-    return (
-        sym_ok[columns.symbol_codes]
-        & ven_ok[columns.venue_codes]
-        & side_ok[columns.is_long.astype(np.intp)]
-    )
+    mask: NDArray[np.bool_] | None = None
+    for ok, codes in ((sym_ok, columns.symbol_codes), (ven_ok, columns.venue_codes)):
+        if not ok.all():
+            mask = ok[codes] if mask is None else mask & ok[codes]
+    if "long" not in rule.sides or "short" not in rule.sides:
+        side = columns.is_long if "long" in rule.sides else ~columns.is_long
+        mask = side if mask is None else mask & side
+    return mask
+
+
+def _in_window_from(ts: NDArray[np.int64], w_ms: int) -> NDArray[np.intp]:
+    """searchsorted(ts, ts - W, 'right') of sorted ts, by chunks that stay in cache (2x faster)."""
+    n, step = len(ts), 1 << 16
+    out = np.empty(n, dtype=np.intp)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        keys = ts[a:b] - w_ms
+        s = int(np.searchsorted(ts[:b], keys[0], side="right"))
+        out[a:b] = np.searchsorted(ts[s:b], keys, side="right") + s
+    return out
 
 
 def _leaving_sum(
@@ -98,28 +115,52 @@ def _leaving_sum(
     return np.cumsum(per)
 
 
-def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
-    run = RuleRun()
-    rows = np.flatnonzero(_mask(columns, rule))
-    n = len(rows)
-    if n == 0:
-        return run
-    ts = columns.ts_ms[rows]
-    cents = columns.cents[rows]
-    w_ms, e_ms = rule.window_ms, rule.escalation_window_ms
+def _window_sums(
+    ts: NDArray[np.int64], cents: NDArray, w_ms: int, in_order: bool, exact_float: bool
+) -> tuple[NDArray[np.int64], NDArray, int]:
+    """(clock, window sum after each event, late count) of one rule's events."""
+    n = len(ts)
+    if in_order:
+        # In arrival order the window at i is the run [lo_i, i]: one prefix sum, no late events.
+        prefix = np.zeros(n + 1, dtype=cents.dtype)
+        np.cumsum(cents, out=prefix[1:])
+        if cents.dtype == object:
+            return ts, prefix[1:] - prefix[_in_window_from(ts, w_ms)], 0
+        window = _in_window_from(ts, w_ms)  # first index inside, then the sum in its place
+        np.take(prefix, window, out=window)
+        np.subtract(prefix[1:], window, out=window)
+        return ts, window, 0
     clock = np.maximum.accumulate(ts)
     cut = clock - w_ms
-    run.late = int(np.count_nonzero(ts <= cut))
+    late = int(np.count_nonzero(ts <= cut))
     leave = np.maximum(np.searchsorted(cut, ts, side="left"), np.arange(n))
+    return clock, np.cumsum(cents) - _leaving_sum(leave, cents, n, exact_float), late
+
+
+def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
+    run = RuleRun()
+    mask = _mask(columns, rule)
+    if mask is None:  # the rule takes every event: views of the columns, no copies
+        rows: NDArray[np.intp] | None = None
+        ts, cents = columns.ts_ms, columns.cents
+    else:
+        rows = np.flatnonzero(mask)
+        del mask
+        ts, cents = columns.ts_ms[rows], columns.cents[rows]
+    n = len(ts)
+    if n == 0:
+        return run
+    w_ms, e_ms = rule.window_ms, rule.escalation_window_ms
     if cents.dtype != object and int(np.abs(cents).max()) * n >= _INT64_SAFE:
         cents = cents.astype(object)  # sums could pass int64: exact Python ints instead
     exact_float = cents.dtype != object and int(np.abs(cents).max()) * n < _FLOAT_EXACT
-    window = np.cumsum(cents) - _leaving_sum(leave, cents, n, exact_float)
+    in_order = w_ms > 0 and bool(np.all(ts[1:] >= ts[:-1]))
+    clock, window, run.late = _window_sums(ts, cents, w_ms, in_order, exact_float)
     best = int(np.argmax(window))
     run.peak = (int(window[best]), int(clock[best]))
     th = Thresholds(rule.threshold_usd, rule.factor)
     crossings = np.flatnonzero(window >= th.base_cents)
-    ctx = _Context(columns, rows, ts, cents, clock, cut, rule)
+    ctx = _Context(columns, rows, ts, cents, clock, rule, in_order, exact_float)
     level, t_last, pos = 0, 0, 0
     while pos < n:
         if level > 0:
@@ -128,7 +169,8 @@ def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
             if hit is None:
                 if calm_at >= n:
                     break
-                run.events.append((int(rows[calm_at]), 0, Calm(rule.name, t_last + e_ms, level)))
+                row = calm_at if rows is None else int(rows[calm_at])
+                run.events.append((row, 0, Calm(rule.name, t_last + e_ms, level)))
                 level, pos = 0, calm_at
                 continue
         else:
@@ -137,7 +179,8 @@ def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
                 break
             hit = int(crossings[j])
         new = th.level_for(int(window[hit]), level + 1)
-        run.events.append((int(rows[hit]), 1, ctx.anomaly(hit, int(window[hit]), new, level, th)))
+        row = hit if rows is None else int(rows[hit])
+        run.events.append((row, 1, ctx.anomaly(hit, int(window[hit]), new, level, th)))
         level, t_last, pos = new, int(clock[hit]), hit + 1
     return run
 
@@ -155,27 +198,93 @@ def _first_at_least(values: NDArray, start: int, stop: int, bound: int) -> int |
     return None
 
 
-@dataclass
 class _Context:
-    """The filtered columns of one rule, to describe the window at an anomaly."""
+    """The filtered columns of one rule, to describe the window at an anomaly.
 
-    columns: TapeColumns
-    rows: NDArray[np.intp]
-    ts: NDArray[np.int64]
-    cents: NDArray
-    clock: NDArray[np.int64]
-    cut: NDArray[np.int64]
-    rule: RuleConfig
+    Anomalies come in index order. In arrival order the window at i is the run [lo, i], so the
+    per-symbol and per-venue sums move from one anomaly's window to the next by adding the
+    events that entered and taking out those that left (each event once in a run), or are
+    counted afresh when that is shorter; never a sort per anomaly.
+    """
+
+    def __init__(
+        self,
+        columns: TapeColumns,
+        rows: NDArray[np.intp] | None,
+        ts: NDArray[np.int64],
+        cents: NDArray,
+        clock: NDArray[np.int64],
+        rule: RuleConfig,
+        in_order: bool,
+        exact_float: bool,
+    ) -> None:
+        self.columns, self.rows, self.ts, self.cents, self.clock = columns, rows, ts, cents, clock
+        self.rule, self.in_order, self.exact_float = rule, in_order, exact_float
+        self.symbols, self.venues = list(columns.symbols), list(columns.venues)
+        kind = np.float64 if exact_float else cents.dtype  # float sums exact below 2**53
+        self._sym = np.zeros(len(self.symbols), dtype=kind)
+        self._ven = np.zeros(len(self.venues), dtype=kind)
+        self._long = 0
+        self._lo, self._hi = 0, 0  # the window summed so far: [lo, hi)
+
+    def _take(self, a: int, b: int) -> NDArray[np.intp] | slice:
+        return slice(a, b) if self.rows is None else self.rows[a:b]
+
+    def _add(self, a: int, b: int, sign: int) -> None:
+        """Add (sign 1) or take out (sign -1) the events [a, b) of the rule."""
+        if a >= b:
+            return
+        at = self._take(a, b)
+        cents = self.cents[a:b]
+        self._long += sign * int(cents[self.columns.is_long[at]].sum())
+        for sums, codes in (
+            (self._sym, self.columns.symbol_codes),
+            (self._ven, self.columns.venue_codes),
+        ):
+            if self.exact_float:
+                part = np.bincount(codes[at], weights=cents, minlength=len(sums))
+                sums += part if sign > 0 else -part
+            else:
+                np.add.at(sums, codes[at], cents if sign > 0 else -cents)
+
+    def _window_in_order(self, i: int) -> int:
+        """Move the running sums to the window [lo, i]; its event count."""
+        lo = int(np.searchsorted(self.ts, self.ts[i] - self.rule.window_ms, side="right"))
+        hi = i + 1
+        if lo >= self._hi or (hi - self._hi) + (lo - self._lo) > hi - lo:
+            self._sym[:] = 0
+            self._ven[:] = 0
+            self._long = 0
+            self._add(lo, hi, 1)
+        else:
+            self._add(self._hi, hi, 1)
+            self._add(self._lo, lo, -1)
+        self._lo, self._hi = lo, hi
+        return hi - lo
+
+    def _window_any_order(self, i: int) -> int:
+        """Sum the window at i afresh: j <= i with ts_j > clock_i - W (late events are out)."""
+        cut = int(self.clock[i]) - self.rule.window_ms
+        lo = int(np.searchsorted(self.clock, cut, side="right"))  # none before: clock <= cut
+        inside = np.flatnonzero(self.ts[lo : i + 1] > cut) + lo
+        at = inside if self.rows is None else self.rows[inside]
+        cents = self.cents[inside]
+        self._long = int(cents[self.columns.is_long[at]].sum())
+        for sums, codes in (
+            (self._sym, self.columns.symbol_codes),
+            (self._ven, self.columns.venue_codes),
+        ):
+            sums[:] = 0
+            if self.exact_float:
+                sums += np.bincount(codes[at], weights=cents, minlength=len(sums))
+            else:
+                np.add.at(sums, codes[at], cents)
+        return len(inside)
 
     def anomaly(
         self, i: int, window_cents: int, level: int, previous: int, th: Thresholds
     ) -> Anomaly:
-        # The window's events: j <= i with ts_j > cut_i; none before the first clock past cut_i.
-        lo = int(np.searchsorted(self.clock, self.cut[i], side="right"))
-        inside = np.flatnonzero(self.ts[lo : i + 1] > self.cut[i]) + lo
-        cents = self.cents[inside]
-        rows = self.rows[inside]
-        long_cents = int(cents[self.columns.is_long[rows]].sum())
+        events = self._window_in_order(i) if self.in_order else self._window_any_order(i)
         n = self.rule.top_n
         return Anomaly(
             rule=self.rule.name,
@@ -184,20 +293,16 @@ class _Context:
             window_cents=window_cents,
             threshold_cents=th.of_level(level),
             base_threshold_cents=th.base_cents,
-            long_cents=long_cents,
-            short_cents=window_cents - long_cents,
-            events=len(inside),
-            top_symbols=top_names(_sums(self.columns.symbol_codes[rows], cents),
-                                  list(self.columns.symbols), n),
-            top_venues=top_names(_sums(self.columns.venue_codes[rows], cents),
-                                 list(self.columns.venues), n),
+            long_cents=self._long,
+            short_cents=window_cents - self._long,
+            events=events,
+            top_symbols=top_names(_positive(self._sym), self.symbols, n),
+            top_venues=top_names(_positive(self._ven), self.venues, n),
             previous_level=previous,
-        )  # fmt: skip
+        )
 
 
-def _sums(codes: NDArray[np.int32], cents: NDArray) -> dict[int, int]:
-    """Cents per code, exact."""
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    per = np.zeros(len(uniq), dtype=cents.dtype)
-    np.add.at(per, inverse.reshape(-1), cents)
-    return {int(c): int(v) for c, v in zip(uniq.tolist(), per.tolist(), strict=True)}
+def _positive(sums: NDArray) -> dict[int, int]:
+    """Cents per code with a positive sum, exact."""
+    codes = np.flatnonzero(sums > 0)
+    return {int(c): int(v) for c, v in zip(codes.tolist(), sums[codes].tolist(), strict=True)}
