@@ -20,9 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.cli import app
+from bot.cli import group as app
 from bot.config.errors import ConfigError, problems
-from bot.config.loader import load_settings
 from bot.config.rules import RuleConfig
 from bot.detector import anomaly_to_json
 from bot.events import Anomaly, Calm
@@ -61,7 +60,12 @@ def _flag_of(loc: tuple[int | str, ...]) -> str:
 
 def build_rules(config: Path | None, flags: dict[str, Any]) -> tuple[RuleConfig, ...]:
     """The rules of the config file (or the one default rule), with the flags applied to each."""
-    rules = load_settings(config).rules
+    if config is None:  # Settings.rules' default, without loading every settings model
+        rules: tuple[RuleConfig, ...] = (RuleConfig(),)
+    else:
+        from bot.config.loader import load_settings
+
+        rules = load_settings(config).rules
     if not flags:
         return rules
     out = []

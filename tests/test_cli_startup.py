@@ -1,0 +1,38 @@
+"""`liqguard detect` starts without loading the live bot or every settings model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.cli.detect import build_rules
+from bot.config.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TAPE = ROOT / "tests" / "fixtures" / "bad_rows.csv"
+PROBE = """
+import sys
+sys.argv = ["liqguard", "detect", sys.argv[1], "--json"]
+from bot.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = ("sqlalchemy", "bot.config.settings", "bot.engine.orchestrator")
+loaded = [m for m in heavy if m in sys.modules]
+print("loaded:", loaded)
+"""
+
+
+def test_detect_without_config_uses_the_settings_default_rule() -> None:
+    assert build_rules(None, {}) == Settings().rules
+
+
+def test_detect_loads_only_what_it_needs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(TAPE)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded: []"
+    assert "events read:" in done.stderr
