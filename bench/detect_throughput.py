@@ -270,8 +270,8 @@ def rules_json(config: Path | None) -> str:
 # -- the harness -------------------------------------------------------------------------------
 
 
-def run(cmd: list[str], out: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one child process, stdout to `out`."""
+def run(cmd: list[str], out: Path) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak RSS in MB) of one child process, stdout to `out`."""
     with out.open("w") as stdout:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
@@ -282,7 +282,7 @@ def run(cmd: list[str], out: Path) -> tuple[float, float]:
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def compare(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], by_ts: bool) -> str:
@@ -326,7 +326,7 @@ def streaming(tape: Path, config: Path, count: int) -> None:
         print(f"streaming Detector, {label}: {rate:12,.0f} events/s ({len(events):,} events)")
     # One rule whose window holds every event: memory per event kept.
     tracemalloc.start()
-    det = Detector([RuleConfig(name="all", window_s=10**9, threshold_usd=1e15)])
+    det = Detector([RuleConfig(name="all", window_s=31_622_400, threshold_usd=1e15)])  # a year
     base = tracemalloc.get_traced_memory()[0]
     for liq in events:
         det.on_liquidation(liq)
@@ -365,7 +365,8 @@ def main() -> None:
         jobs[case, "pandas"] = [py, str(scripts["pandas"]), str(tape), rules]
         jobs[case, "polars"] = [py, str(scripts["polars"]), str(tape), rules]
     jobs["-", "arrow parse"] = [py, str(scripts["arrow"]), str(tape)]
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in jobs}
+    load_before = os.getloadavg()[0]
+    times: dict[tuple[str, str], list[tuple[float, float, float]]] = {k: [] for k in jobs}
     outputs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(args.runs):  # interleaved, so a busy moment hits every contestant alike
         for key, cmd in jobs.items():
@@ -373,35 +374,40 @@ def main() -> None:
             times[key].append(run(cmd, out))
             if key[0] != "-":
                 outputs[key] = [json.loads(line) for line in out.read_text().splitlines()]
-    med = {k: (statistics.median(s for s, _ in v), statistics.median(m for _, m in v))
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3))
            for k, v in times.items()}  # fmt: skip
     n = args.events
     size_mb = tape.stat().st_size / 2**20
+    print(f"load average before: {load_before:.1f}")
     print(f"tape: {n:,} events, {size_mb:.0f} MB, {len(VENUES)} venues, "
           f"{len(MAJORS) + N_ALTS} symbols; medians of {args.runs} run(s), each in its own "
           f"process ({os.cpu_count()} cores)")  # fmt: skip
-    floor_s, floor_mb = med["-", "arrow parse"]
-    print(f"{'':8} {'':12} {'seconds':>8} {'events/s':>11} {'peak RSS':>9}  anomalies")
+    floor_s, floor_cpu, floor_mb = med["-", "arrow parse"]
+    print(f"{'':8} {'':12} {'seconds':>8} {'CPU s':>6} {'events/s':>11} {'peak RSS':>9}  anomalies")
     for case in cases:
         for who in ("liqguard", "pandas", "polars"):
-            s, mb = med[case, who]
+            s, cpu, mb = med[case, who]
             if who == "liqguard":
                 same = f"{sum(x['type'] == 'anomaly' for x in outputs[case, who])} anomalies"
             else:
                 same = compare(outputs[case, "liqguard"], outputs[case, who], who == "polars")
                 same += " vs liqguard"
-            print(f"{case:8} {who:12} {s:8.2f} {n / s:11,.0f} {mb:7.0f}MB  {same}")
+            print(f"{case:8} {who:12} {s:8.2f} {cpu:6.2f} {n / s:11,.0f} {mb:7.0f}MB  {same}")
     print(
-        f"{'':8} {'arrow parse':12} {floor_s:8.2f} {n / floor_s:11,.0f} {floor_mb:7.0f}MB  "
-        "(pyarrow read_csv of the 7 typed columns: the floor)"
+        f"{'':8} {'arrow parse':12} {floor_s:8.2f} {floor_cpu:6.2f} {n / floor_s:11,.0f} "
+        f"{floor_mb:7.0f}MB  (pyarrow read_csv of the 7 typed columns: the floor)"
     )
+    print("ratios of wall seconds (of CPU seconds in brackets):")
     for case in cases:
-        ours_s, ours_mb = med[case, "liqguard"]
-        print(f"{case}: liqguard/pandas {ours_s / med[case, 'pandas'][0]:.2f} "
-              f"(RSS {ours_mb / med[case, 'pandas'][1]:.2f}), "
-              f"liqguard/polars {ours_s / med[case, 'polars'][0]:.2f} "
-              f"(RSS {ours_mb / med[case, 'polars'][1]:.2f}), "
-              f"liqguard/arrow parse {ours_s / floor_s:.2f}")  # fmt: skip
+        ours = med[case, "liqguard"]
+        pd_, pl_ = med[case, "pandas"], med[case, "polars"]
+        print(
+            f"{case}: liqguard/pandas {ours[0] / pd_[0]:.2f} ({ours[1] / pd_[1]:.2f}), "
+            f"liqguard/polars {ours[0] / pl_[0]:.2f} ({ours[1] / pl_[1]:.2f}), "
+            f"liqguard/arrow parse {ours[0] / floor_s:.2f} ({ours[1] / floor_cpu:.2f}); "
+            f"peak RSS liqguard/pandas {ours[2] / pd_[2]:.2f}, /polars {ours[2] / pl_[2]:.2f}"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     streaming(tape, config, min(n, args.stream_events))
 
 
