@@ -296,13 +296,18 @@ class _Context:
             long_cents=self._long,
             short_cents=window_cents - self._long,
             events=events,
-            top_symbols=top_names(_positive(self._sym), self.symbols, n),
-            top_venues=top_names(_positive(self._ven), self.venues, n),
+            top_symbols=top_names(_positive(self._sym, n), self.symbols, n),
+            top_venues=top_names(_positive(self._ven, n), self.venues, n),
             previous_level=previous,
         )
 
 
-def _positive(sums: NDArray) -> dict[int, int]:
-    """Cents per code with a positive sum, exact."""
+def _positive(sums: NDArray, n: int) -> dict[int, int]:
+    """Cents per code with a positive sum among the n largest (ties kept: top_names picks by
+    name), exact."""
     codes = np.flatnonzero(sums > 0)
+    if len(codes) > n and sums.dtype != object:
+        values = sums[codes]
+        nth = np.partition(values, len(values) - n)[len(values) - n]
+        codes = codes[values >= nth]
     return {int(c): int(v) for c, v in zip(codes.tolist(), sums[codes].tolist(), strict=True)}
