@@ -49,8 +49,9 @@ def black76(
     d1 = (math.log(forward / strike) + 0.5 * spread * spread) / spread
     d2 = d1 - spread
     if kind == "C":
-        return discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2))
-    return discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1))
+        # max: far out of the money the difference rounds below zero; a price cannot
+        return max(0.0, discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2)))
+    return max(0.0, discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1)))
 
 
 @dataclass(frozen=True, slots=True)
