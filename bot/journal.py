@@ -7,20 +7,26 @@ Contents:
 - MemoryJournal: the same Journal (bot.interfaces) in memory, for tests and embedding
 - to_payload: bot.events dataclasses -> JSON-safe dicts
 - default_journal_url: where the journal lives when nothing says otherwise
+- JournalBusy / the writer lock: one writing process per journal (`<file>.lock`, fcntl)
 
 SQLAlchemy 2 Core; SQLite by default (a `postgresql://` URL works the same way). Calls are
 synchronous. `append` commits at once; `stage` queues a row that the next `flush`, `append` or
 `checkpoint` commits together with it, in one transaction (the hot path stages an action's
 records and flushes them once, before its order goes out). Keys are indexed in memory, loaded
 at open and kept in step with every write, so `has` costs no query: one writing process per
-journal (readers such as `liqguard journal` are fine).
+journal, enforced by an exclusive lock on `<file>.lock` taken before anything is written (a
+second writer gets JournalBusy naming the holder); readers (`readonly=True`, `liqguard
+journal`) take no lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
+import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -43,7 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -123,6 +129,84 @@ def default_journal_url(path: str | Path | None = None) -> str:
     return f"sqlite:///{p}"
 
 
+class JournalBusy(JournalError):
+    """Another process writes this journal; the message names it (pid, command)."""
+
+
+# One lock per journal file per process: a process may open its journal twice (a reader
+# beside the writer); another process may not write at the same time.
+_LOCKS: dict[str, tuple[int, int]] = {}  # real path of the lock file -> (fd, users)
+
+
+def lock_path(url: str) -> Path | None:
+    """The lock file beside a SQLite journal (None: not a file, e.g. Postgres or memory)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database + ".lock")
+
+
+def _acquire(path: Path) -> str:
+    key = os.path.realpath(path)
+    if key in _LOCKS:
+        fd, users = _LOCKS[key]
+        _LOCKS[key] = (fd, users + 1)
+        return key
+    try:
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise JournalError(
+            f"journal {key.removesuffix('.lock')}: cannot take its writer lock {key} "
+            f"({exc.strerror or exc}); give a --journal path in a folder you can write"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        db = key.removesuffix(".lock")
+        raise JournalBusy(
+            f"journal {db} is in use by {holder}; one process writes a journal at a time: "
+            "wait for it to end or stop it, or pass another --journal "
+            "(`liqguard journal` can read it meanwhile)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} ({_command()})\n".encode())
+    _LOCKS[key] = (fd, 1)
+    return key
+
+
+def _release(key: str) -> None:
+    fd, users = _LOCKS.pop(key)
+    if users > 1:
+        _LOCKS[key] = (fd, users - 1)
+        return
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)  # closing the descriptor drops the lock
+
+
+def _command() -> str:
+    """This process's command line, short, with URL passwords and known secrets masked."""
+    from bot.logs import redact  # lazy: the journal is imported by code that never logs
+
+    words = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else ["python"]
+    text = redact(" ".join(_mask_userinfo(w) for w in words))
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _mask_userinfo(word: str) -> str:
+    """scheme://user:password@host -> scheme://user:***@host."""
+    head, sep, rest = word.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return word
+    auth, _, tail = rest.partition("@")
+    user = auth.split(":", 1)[0]
+    return f"{head}://{user}:***@{tail}" if ":" in auth else word
+
+
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
@@ -160,14 +244,26 @@ def to_payload(obj: Any, **extra: Any) -> dict[str, Any]:
 class SqlJournal:
     """The Journal of bot.interfaces on SQLAlchemy. Safe to reopen: a restart reads it back."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, readonly: bool = False) -> None:
         self.url = url
+        self.readonly = readonly
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme not in URL_SCHEMES:
             raise JournalError(
                 f"journal.url {url!r}: unknown scheme {scheme!r}; use a SQLite path or "
                 "sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB"
             )
+        where = None if readonly else lock_path(url)
+        self._lock = _acquire(where) if where is not None else None  # before any write
+        try:
+            self._open(url)
+        except JournalError:
+            if self._lock is not None:
+                _release(self._lock)
+                self._lock = None
+            raise
+
+    def _open(self, url: str) -> None:
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -360,6 +456,9 @@ class SqlJournal:
     def close(self) -> None:
         self.flush()
         self.engine.dispose()
+        if self._lock is not None:  # the first close lets another process write
+            _release(self._lock)
+            self._lock = None
 
 
 # Same text the JSON column type would write (json.dumps), so reads are unchanged.

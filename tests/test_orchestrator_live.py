@@ -142,15 +142,17 @@ def test_sessions_resume_until_finished(tmp_path: Path) -> None:
     from bot.journal import SqlJournal, default_journal_url
 
     j = SqlJournal(default_journal_url(tmp_path / "s.sqlite"))
-    first, resuming = open_session(j, "tape-a")
-    assert not resuming
+    first, state = open_session(j, "tape-a")
+    assert state == "new"
+    # no checkpoint yet (a crash right after the start): still that session, resumed
+    assert open_session(j, "tape-a") == (first, "resume")
     j.put_state(f"cursor:{first}", {"events": 3, "finished": False})
-    assert open_session(j, "tape-a") == (first, True)
+    assert open_session(j, "tape-a") == (first, "resume")
     assert open_session(j, "tape-b")[0] != first
     j.put_state(f"cursor:{first}", {"events": 9, "finished": True})
-    second, resuming = open_session(j, "tape-a")
-    assert second != first and not resuming
-    assert open_session(j, "tape-a", fresh=True)[0] not in (first, second)
+    assert open_session(j, "tape-a") == (first, "finished")  # shown, not run again
+    second, state = open_session(j, "tape-a", fresh=True)
+    assert second != first and state == "new"
 
 
 def test_live_needs_both_switches(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from typing import Any, Literal, Protocol
 from loguru import logger
 
 from bot.app.errors import SetupError
-from bot.app.gate import check_live_switches
 from bot.app.scheduling import build_scheduler
+from bot.app.sessions import file_sha256, mask_url, replay_identity, secret_values
 from bot.app.wiring import Runtime, build, live_sources, live_start, onchain_sources
 from bot.clock import SimClock
 from bot.config.errors import ConfigError
@@ -94,7 +94,8 @@ class ReplayPlan:
     ticks: list[PriceTick]
     total: int
     speed: float | None
-    identity: str
+    identity: str  # content hashes of the tape and the prices (never their paths)
+    prices: Path | None = None
 
 
 def prepare_replay(
@@ -132,8 +133,9 @@ def prepare_replay(
         _check_price_symbols(prices, ticks, sorted({p.symbol for p in positions}))
     if speed == "auto":
         speed = speed_for(span)
-    identity = f"replay|{tape.resolve()}|{tape.stat().st_size}|{prices}|{origin}"
-    return ReplayPlan(tape, ticks, total, speed if isinstance(speed, float) else None, identity)
+    identity = f"replay|{file_sha256(tape)}|{file_sha256(prices) if prices else ''}"
+    pace = speed if isinstance(speed, float) else None
+    return ReplayPlan(tape, ticks, total, pace, identity, prices)
 
 
 def stream_names(settings: Settings, source: str | None) -> list[str]:
@@ -144,6 +146,8 @@ def stream_names(settings: Settings, source: str | None) -> list[str]:
 
 def check_switches(settings: Settings, live: bool) -> None:
     """`run`: either live switch alone refuses to start (exit 2)."""
+    from bot.app.gate import check_live_switches  # loads ccxt: slow, and only a check here
+
     try:
         check_live_switches(settings, live)
     except SetupError as exc:
@@ -165,6 +169,7 @@ def setup(settings: Settings) -> Secrets:
     """Secrets loaded and registered for redaction before any log line is written."""
     secrets = load_secrets()
     register_secrets(secrets.all_secret_values())
+    register_secrets(secret_values(settings))  # webhook and RPC URLs written in the config
     try:
         setup_logging(settings.logging.level, settings.logging.json_file)
     except OSError as exc:
@@ -206,6 +211,8 @@ async def run_replay(
             ) from None
         await clock.advance_to(ts_ms)
         await orchestrator.resume()
+    else:
+        orchestrator.checkpoint()  # on disk before any action can be sent: a crash resumes
     await orchestrator.run(replay_events(events, clock, speed, skip, on_event))
     return skip
 
@@ -221,11 +228,13 @@ async def replay(
     fresh: bool = False,
     console: Any = None,
 ) -> int:
+    who = replay_identity(plan.tape, plan.prices, settings)
     rt = _build(
         settings,
         origin,
         mode="replay",
-        identity=f"{plan.identity}|{settings.model_dump_json()}",
+        identity=who.text,
+        identity_record=who.record,
         journal_url=journal,
         approvals=approvals,
         fresh=fresh,
@@ -233,6 +242,18 @@ async def replay(
     )
     orch, clock = rt.orchestrator, rt.clock
     assert isinstance(clock, SimClock)
+    if rt.finished:  # killed after its end, or simply run again: its summary, not a new run
+        orch.restore()
+        display.say(
+            f"session {rt.session} replayed this tape with these settings to the end before; "
+            "its summary follows (--fresh replays it again as a new session)",
+            "bold",
+        )
+        display.finished(
+            Progress(orch.status(), orch.counters.events, plan.total, "replay"), _result(rt)
+        )
+        await rt.close()
+        return 0
     if not plan.ticks:
         display.say("no --prices: the paper account cannot trade on this replay", "warn")
     pace = "max" if plan.speed is None else f"x{plan.speed:,.0f}"
@@ -341,22 +362,23 @@ async def _drive(
         return 1
     finally:
         scheduler.shutdown(wait=False)
-        paper = orch.paper
-        display.finished(
-            progress(),
-            RunResult(
-                summarize(rt.journal, rt.session),
-                paper.pnl_usd() if paper else None,
-                rt.baseline.pnl_usd() if rt.baseline else None,
-                paper.equity_usd() if paper else None,
-                rt.journal.url,
-                rt.session,
-                paper.max_drawdown_usd if paper else None,
-                rt.baseline.max_drawdown_usd if rt.baseline else None,
-            ),
-        )
+        display.finished(progress(), _result(rt))
         await rt.close()
     return 0
+
+
+def _result(rt: Runtime) -> RunResult:
+    paper = rt.orchestrator.paper
+    return RunResult(
+        summarize(rt.journal, rt.session),
+        paper.pnl_usd() if paper else None,
+        rt.baseline.pnl_usd() if rt.baseline else None,
+        paper.equity_usd() if paper else None,
+        mask_url(rt.journal.url) if "@" in rt.journal.url else rt.journal.url,
+        rt.session,
+        paper.max_drawdown_usd if paper else None,
+        rt.baseline.max_drawdown_usd if rt.baseline else None,
+    )
 
 
 def _check_price_symbols(path: Path, ticks: list[PriceTick], held: Sequence[str]) -> None:

@@ -4,7 +4,8 @@ which implementation sits behind each interface.
 Contents:
 - factories of the edges: live_sources, ccxt_broker (after the live gate's checks),
   telegram_parts, webhook_notifiers, onchain_sources (each imported when used)
-- open_session: the session id of a replay (resume an unfinished one, or start the next)
+- open_session: the session id of a run (resume an unfinished one, show a finished one, or
+  start the next)
 - Runtime, build: clock, journal, detector, risk gate, broker (+ untouched baseline), approver,
   notifiers, orchestrator
 """
@@ -19,7 +20,6 @@ from typing import Any, Literal
 from rich.console import Console
 
 from bot.app.errors import SetupError
-from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover, ConsoleApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock, WallClock
@@ -96,20 +96,30 @@ def onchain_sources(settings: Settings, secrets: Secrets, journal: SqlJournal) -
 
 
 # -- sessions -------------------------------------------------------------------------------
-def open_session(journal: SqlJournal, identity: str, fresh: bool = False) -> tuple[str, bool]:
-    """(session id, resuming?): the unfinished session of `identity`, else the next one."""
+SessionState = Literal["new", "resume", "finished"]
+
+
+def open_session(
+    journal: SqlJournal,
+    identity: str,
+    fresh: bool = False,
+    record: dict[str, Any] | None = None,
+) -> tuple[str, SessionState]:
+    """(session id, state): the latest session of `identity` unless it is finished (or
+    `fresh`), else the next one. A session with no checkpoint yet is resumed too: its
+    actions, if any reached the journal, keep their ids. `record` is what the journal keeps
+    of the identity (hashes, redacted settings; never a secret)."""
     digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:10]
     name = f"sessions:{digest}"
     book = journal.get_state(name) or {"n": 0}
     n = int(book["n"])
-    session = f"{digest}.{n}"
     if n > 0 and not fresh:
+        session = f"{digest}.{n}"
         cursor = journal.get_state(f"cursor:{session}")
-        if cursor is not None and not cursor.get("finished"):
-            return session, True
+        return session, "finished" if cursor is not None and cursor.get("finished") else "resume"
     n += 1
-    journal.put_state(name, {"n": n, "identity": identity})
-    return f"{digest}.{n}", False
+    journal.put_state(name, {"n": n, **(record or {})})
+    return f"{digest}.{n}", "new"
 
 
 # -- the runtime ----------------------------------------------------------------------------
@@ -119,6 +129,7 @@ class Runtime:
     settings: Settings
     session: str
     resuming: bool
+    finished: bool  # the session ended before: its summary is shown, nothing runs
     clock: Clock
     journal: SqlJournal
     broker: Broker
@@ -154,6 +165,7 @@ def build(
     *,
     mode: Mode,
     identity: str,
+    identity_record: dict[str, Any] | None = None,
     journal_url: str | None = None,
     approvals: str | None = None,
     console: Console | None = None,
@@ -217,7 +229,9 @@ def build(
     except BaseException:
         journal.close()
         raise
-    session, resuming = open_session(journal, identity, fresh)
+    session, state = open_session(journal, identity, fresh, identity_record)
+    if state == "finished" and mode != "replay":  # a stream that ended: the next session
+        session, state = open_session(journal, identity, True, identity_record)
     orchestrator = Orchestrator(
         session=session,
         detector=Detector(settings.rules),
@@ -233,14 +247,18 @@ def build(
         baseline=baseline,
         checkpoint_every=settings.journal.checkpoint_every_events,
         settle=settle,
+        rewinds=mode == "replay",
     )
     if (tg := extras.get("telegram")) is not None:
+        from bot.app.telegram_control import RuntimeControl  # charts load matplotlib: slow
+
         tg.attach(RuntimeControl(orchestrator, broker, journal, settings))  # /status, charts
     return Runtime(
         mode,
         settings,
         session,
-        resuming,
+        state == "resume",
+        state == "finished",
         clock,
         journal,
         broker,

@@ -133,7 +133,7 @@ def journal_cmd(
         url = default_journal_url(journal or settings.journal.url)
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
             raise JournalError(f"no journal at {url.removeprefix('sqlite:///')}; give --journal")
-        j = SqlJournal(url)
+        j = SqlJournal(url, readonly=True)  # beside a running bot: no lock, no write
         try:
             print_journal(out, j.recent(limit=limit, kinds=kind or None), url)
         finally:

@@ -57,6 +57,7 @@ class ActionExecutor:
         risk: RiskGate,
         on_change: Callable[[], None],
         hold: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        rewinds: bool = False,
     ) -> None:
         self.session = session
         self.journal = journal
@@ -67,12 +68,19 @@ class ActionExecutor:
         self.risk = risk
         self.on_change = on_change  # persist broker/ladder state after a change
         self.hold = hold  # notifications wait while an order is on its way
+        # A replay's restart rewinds the simulated venue with the events: an order it no
+        # longer knows was never placed in this timeline, and is placed again (same client id).
+        self.rewinds = rewinds
         self.asking: dict[str, tuple[ApprovalRequest, asyncio.Task[Decision]]] = {}
 
-    def log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> None:
-        """Stage one row; the next flush (see the module doc) commits it with its neighbours."""
+    def log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> bool:
+        """Stage one row; the next flush (see the module doc) commits it with its neighbours.
+        False: its key was journaled before (a replayed step), nothing staged."""
+        if key is not None and self.journal.has(key):
+            return False
         payload = to_payload(obj, session=self.session, **extra)
         self.journal.stage(kind, self.clock.now_ms(), payload, key=key)
+        return True
 
     # -- the action ---------------------------------------------------------------------------
     async def execute(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> str:
@@ -103,6 +111,7 @@ class ActionExecutor:
                 self.log(
                     JournalKind.ORDER_SKIPPED,
                     intent,
+                    key=f"skipped:{action.client_id(intent)}",
                     client_id=action.client_id(intent),
                     action_id=aid,
                     reason=denial,
@@ -235,10 +244,12 @@ class ActionExecutor:
         )
         if change is None:
             return
-        self.log(
+        new = self.log(
             JournalKind.LADDER, change, key=f"ladder:{action.action_id}", action_id=action.action_id
         )
         self.on_change()
+        if not new:
+            return  # replayed after a restart: told before
         await self.notifier.notify(change)
         if page and change.state != TradingState.HALTED:  # HALTED already pages
             await self.notifier.notify(Notice(change.ts_ms, action.summary, page=True))
@@ -246,14 +257,16 @@ class ActionExecutor:
     async def _send(self, action: Action, intent: OrderIntent) -> OrderResult | None:
         cid = action.client_id(intent)
         if self.journal.has(ids.result_key(cid)):
-            return _result_of(self.journal.find_key(ids.result_key(cid)))
+            journaled = _result_of(self.journal.find_key(ids.result_key(cid)))
+            if not self.rewinds or await self.broker.lookup(cid, intent) is not None:
+                return journaled
         result: OrderResult | None = None
         try:
             with self.hold():
                 if self.journal.has(ids.order_key(cid)):
                     self.journal.flush()
                     result = await self.broker.lookup(cid, intent)  # sent before a crash?
-                    if result is None and not intent.reduce_only:
+                    if result is None and not intent.reduce_only and not self.rewinds:
                         # It may still land; a second hedge would double the risk: a person decides.
                         result = OrderResult(
                             cid,
@@ -305,13 +318,15 @@ class ActionExecutor:
             if result.status != "open"
             else (f"open:{result.client_id}")
         )
-        self.log(JournalKind.ORDER_RESULT, result, key=key, action_id=action_id)
+        new = self.log(JournalKind.ORDER_RESULT, result, key=key, action_id=action_id)
         for n, fill in enumerate(result.fills):
             self.log(
                 JournalKind.FILL, fill, key=ids.fill_key(result.client_id, n), action_id=action_id
             )
         self.on_change()
         self.journal.flush()  # on_change may not write (live broker): the outcome is durable
+        if not new:
+            return  # the same outcome, replayed after a restart: told before
         for fill in result.fills:
             await self.notifier.notify(fill)
         if result.status in ("rejected", "failed"):

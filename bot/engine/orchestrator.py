@@ -17,9 +17,15 @@ Contents, in the order an event flows:
 - set_trading_state / resume_trading: the ladder moved by a person (Telegram, console)
 
 Restart design: every step has an idempotency key derived from a deterministic action id
-(session, rule, trigger time, level, index). State snapshots and the count of events consumed
-are checkpointed together; a restarted replay skips that many events, restores the snapshots,
-re-drives unfinished actions from their journaled plans, and skips any action already planned.
+(session, rule, trigger time, level, index). State snapshots, the count of events consumed and
+the actions running are checkpointed together, at an event boundary.
+- a replay (`rewinds`): the restart restores the checkpoint, re-drives the actions that were
+  running at it, and plays the events after it again: each action meets its own trigger again
+  and is completed from its journaled plan, decision and orders (looked up by client id; the
+  simulated account, rewound with the events, gets the same orders again under the same ids),
+  so everything resumes at its own time and a journaled step is never written twice
+- live streams: the account is saved after every fill, and the restart re-drives every
+  unfinished action of the session
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from bot.events import (
     OptionSettlement,
     OrderResult,
     PaperLiquidation,
+    Portfolio,
     PriceTick,
     RiskVerdict,
     TradingState,
@@ -82,6 +89,7 @@ class Orchestrator:
         baseline: PaperMarket | None = None,
         checkpoint_every: int = 200,
         settle: Callable[[], Awaitable[None]] | None = None,
+        rewinds: bool = False,
     ) -> None:
         self.session = session
         self.detector = detector
@@ -99,9 +107,14 @@ class Orchestrator:
         self.resolved = resolved
         self.checkpoint_every = checkpoint_every
         self._settle = settle or yield_turns
+        self.rewinds = rewinds  # a restart replays the events after the checkpoint
+        self._cursor: dict[str, Any] | None = None
+        self._driven: set[str] = set()  # actions spawned by this process
         self.counters = Counters()
         self.feeds = FeedBook(detector.rules)
-        self.state = StateStore(session, journal, detector, self.risk, self.paper, baseline, clock)
+        self.state = StateStore(
+            session, journal, detector, self.risk, self.paper, baseline, clock, rewinds
+        )
         self.tasks: set[asyncio.Task[str]] = set()
         self.executor = ActionExecutor(
             session=session,
@@ -113,6 +126,7 @@ class Orchestrator:
             risk=risk,
             on_change=self._save_account,
             hold=self.notifier.hold,
+            rewinds=rewinds,
         )
 
     # -- input --------------------------------------------------------------------------------
@@ -198,8 +212,10 @@ class Orchestrator:
 
     async def _paper_liquidated(self, liq: PaperLiquidation) -> None:
         key = f"liq:{self.session}:{liq.venue}:{liq.symbol}:{liq.side}:{liq.ts_ms}"
-        self._log(JournalKind.PAPER_LIQUIDATION, liq, key=key)
+        new = self._log(JournalKind.PAPER_LIQUIDATION, liq, key=key)
         self._save_account()
+        if not new:
+            return  # replayed after a restart: told before
         text = f"{liq.size:g} {liq.symbol} {liq.side} closed at {liq.price:,.2f}"
         await self.notifier.notify(
             Notice(
@@ -217,13 +233,14 @@ class Orchestrator:
             n = self.counters.anomalies_by_level
             n[event.level] = n.get(event.level, 0) + 1
             key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
-            self._log(JournalKind.ANOMALY, event, key=key)
+            new = self._log(JournalKind.ANOMALY, event, key=key)
         else:
             self.counters.calms += 1
-            self._log(
+            new = self._log(
                 JournalKind.CALM, event, key=ids.calm_key(self.session, event.rule, event.ts_ms)
             )
-        await self.notifier.notify(event)
+        if new:  # replayed after a restart: told before
+            await self.notifier.notify(event)
         for path, index, level in self._actions_for(event):
             await self._run_action(event, path, index, level)
 
@@ -239,10 +256,18 @@ class Orchestrator:
     async def _run_action(self, trigger: Anomaly | Calm, path: str, index: int, tag: Any) -> None:
         spec = self.resolved[path]
         aid = ids.action_id(self.session, trigger.rule, trigger.ts_ms, tag, index)
-        if self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid)):
+        if aid in self._driven:
+            return  # running already (re-driven at the restart)
+        planned = self.journal.has(ids.plan_key(aid))
+        if not self.rewinds and (planned or self.journal.has(ids.end_key(aid))):
             return  # planned before a restart: finished, or re-driven by resume()
+        if not planned and self.journal.has(ids.end_key(aid)):
+            return  # failed before it planned (account unreadable, strategy error): told
         self.counters.actions += 1
         now = self.clock.now_ms()
+        if planned:  # replayed after a restart: its journaled plan is completed, never redone
+            await self._complete(aid, path, now)
+            return
         try:
             portfolio = await self.broker.portfolio()
         except Exception as exc:  # a venue timing out mid-cascade must not end the bot
@@ -283,22 +308,47 @@ class Orchestrator:
             key=ids.plan_key(aid),
             path=path,
             page_humans=plan.page_humans,
+            event=self.counters.events,
         )
         await self.notifier.notify(action)
+        await self._proceed(action, portfolio, now, plan.page_humans)
+
+    async def _proceed(
+        self, action: Action, portfolio: Portfolio, now: int, page_humans: bool, told: bool = False
+    ) -> None:
+        """After the plan: notify-only ends, else the risk verdict, then the executor."""
         if action.approval == ApprovalMode.NOTIFY:
             self.executor.end(action, "notified", flush=False)
             return
-        verdict = self.risk.check(action, portfolio, now)
-        self._log(JournalKind.RISK_VERDICT, verdict, key=ids.risk_key(aid))
-        if verdict.denied:
+        verdict = self.risk.check(action, portfolio, now)  # also the gate's memory of actions
+        if (journaled := self.journal.find_key(ids.risk_key(action.action_id))) is not None:
+            verdict = _verdict_of(action.action_id, journaled["payload"])  # what was checked
+        elif not self._log(JournalKind.RISK_VERDICT, verdict, key=ids.risk_key(action.action_id)):
+            told = True
+        if verdict.denied and not told:
             await self.notifier.notify(verdict)
         if not verdict.allowed and action.ladder_target is None:
             self.executor.end(action, "refused", verdict.reason, flush=False)
             return
-        self._spawn(action, verdict, plan.page_humans)
+        self._spawn(action, verdict, page_humans)
         await self._settle()  # immediate effects land before the next action plans
 
+    async def _complete(self, aid: str, path: str, now: int) -> None:
+        """An action planned before a restart, met again in the replay: finish it from its
+        journaled plan at its own trigger time (finished ones redo only the simulated account)."""
+        entry = self.journal.find_key(ids.plan_key(aid))
+        assert entry is not None
+        p = entry["payload"]
+        action = ids.action_from(p)
+        logger.info("completing action {} ({}) from the journal", aid, action.strategy)
+        if not action.intents and action.ladder_target is None and not p.get("page_humans"):
+            self.executor.end(action, "nothing to do", action.summary, flush=False)
+            return
+        portfolio = await self.broker.portfolio()
+        await self._proceed(action, portfolio, now, bool(p.get("page_humans")), told=True)
+
     def _spawn(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> None:
+        self._driven.add(action.action_id)
         task = asyncio.create_task(
             self.executor.execute(action, verdict, page_humans), name=action.action_id
         )
@@ -316,7 +366,9 @@ class Orchestrator:
     # -- state --------------------------------------------------------------------------------
     def checkpoint(self, finished: bool = False) -> None:
         """Detector, ladder, paper accounts and the event cursor, in one transaction."""
-        self.state.checkpoint(self.counters, finished)
+        self.state.checkpoint(
+            self.counters, finished, running=sorted(t.get_name() for t in self.tasks)
+        )
 
     def _save_account(self) -> None:
         self.state.save_account()
@@ -327,15 +379,22 @@ class Orchestrator:
         if restored is None:
             return None
         cursor, self.counters = restored
+        self._cursor = cursor
         return cursor
 
     async def resume(self) -> int:
-        """Re-drive actions planned before a restart that did not reach their end."""
+        """Re-drive actions planned before a restart: in a replay, those running at the
+        checkpoint (the replay meets the later ones again); live, every unfinished one."""
         planned = self.journal.find(kinds=[JournalKind.ACTION_PLANNED])
+        running = set((self._cursor or {}).get("running", ())) if self.rewinds else None
         resumed = 0
         for entry in planned:
             p = entry["payload"]
-            if p.get("session") != self.session or self.journal.has(ids.end_key(p["action_id"])):
+            if p.get("session") != self.session or p["action_id"] in self._driven:
+                continue
+            if running is not None and p["action_id"] not in running:
+                continue
+            if running is None and self.journal.has(ids.end_key(p["action_id"])):
                 continue
             action = ids.action_from(p)
             risk = self.journal.find_key(ids.risk_key(action.action_id))
@@ -344,9 +403,7 @@ class Orchestrator:
                 verdict = self.risk.check(action, portfolio, self.clock.now_ms())
                 self._log(JournalKind.RISK_VERDICT, verdict, key=ids.risk_key(action.action_id))
             else:
-                allowed = tuple(ids.intent_from(i) for i in risk["payload"]["allowed"])
-                checked_in = TradingState(risk["payload"].get("state", TradingState.ACTIVE))
-                verdict = RiskVerdict(action.action_id, allowed, state=checked_in)
+                verdict = _verdict_of(action.action_id, risk["payload"])
             logger.info("resuming action {} ({})", action.action_id, action.strategy)
             self._spawn(action, verdict, bool(p.get("page_humans")))
             resumed += 1
@@ -358,8 +415,8 @@ class Orchestrator:
         self.journal.flush()
         self.journal.compact()
 
-    def _log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> None:
-        self.executor.log(kind, obj, key=key, **extra)
+    def _log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> bool:
+        return self.executor.log(kind, obj, key=key, **extra)
 
     # -- scheduler jobs and people --------------------------------------------------------------
     async def tick(self) -> None:
@@ -402,3 +459,9 @@ class Orchestrator:
         out = run_status(self.state, self.counters, len(self.tasks))
         out["feeds"] = self.feeds.view(self.clock.now_ms())
         return out
+
+
+def _verdict_of(action_id: str, p: dict[str, Any]) -> RiskVerdict:
+    """The journaled risk verdict (allowed intents and the ladder state they were checked in)."""
+    allowed = tuple(ids.intent_from(i) for i in p["allowed"])
+    return RiskVerdict(action_id, allowed, state=TradingState(p.get("state", TradingState.ACTIVE)))

@@ -1,8 +1,9 @@
 """What a restart needs, in the journal: detector, ladder, paper accounts, the event cursor.
 
 - Counters: what the session has seen (for the live view; the summary reads the journal)
-- StateStore: checkpoint (all states in ONE transaction), save_account (after each fill or
-  ladder change), save_portfolio / heartbeat (scheduler jobs), restore
+- StateStore: checkpoint (all states in ONE transaction, with the actions still running),
+  save_account (after each fill or ladder change; a replay keeps only checkpoints, so what is
+  restored is one moment), save_portfolio / heartbeat (scheduler jobs), restore
 - run_status: the live view's numbers
 """
 
@@ -49,8 +50,10 @@ class StateStore:
         paper: PaperMarket | None,
         baseline: PaperMarket | None,
         clock: Clock,
+        rewinds: bool = False,
     ) -> None:
         self.journal = journal
+        self.rewinds = rewinds
         self.detector = detector
         self.risk = risk
         self.paper = paper
@@ -61,7 +64,9 @@ class StateStore:
             for k in ("detector", "risk", "paper", "baseline", "cursor", "portfolio", "heartbeat")
         }
 
-    def checkpoint(self, counters: Counters, finished: bool = False) -> None:
+    def checkpoint(
+        self, counters: Counters, finished: bool = False, running: list[str] | None = None
+    ) -> None:
         values: dict[str, dict[str, Any]] = {
             self.names["detector"]: self.detector.snapshot(),
             self.names["risk"]: self.risk.snapshot(),
@@ -70,6 +75,7 @@ class StateStore:
                 "ts_ms": self.clock.now_ms(),
                 "finished": finished,
                 "counters": to_payload(counters),
+                "running": list(running or ()),
             },
         }
         if self.paper is not None:
@@ -79,6 +85,11 @@ class StateStore:
         self.journal.checkpoint(values)
 
     def save_account(self) -> None:
+        if self.rewinds:
+            # A replay restores the checkpoint and plays the events after it again: an account
+            # saved in between would be ahead of the events (stops, marks, drawdown).
+            self.journal.flush()
+            return
         values: dict[str, dict[str, Any]] = {self.names["risk"]: self.risk.snapshot()}
         if self.paper is not None:
             values[self.names["paper"]] = self.paper.snapshot()
