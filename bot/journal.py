@@ -168,9 +168,9 @@ def _acquire(path: Path) -> str:
         os.close(fd)
         db = key.removesuffix(".lock")
         raise JournalBusy(
-            f"journal {db} is in use by {holder}; one process writes a journal at a time: "
-            "wait for it to end or stop it, or pass another --journal "
-            "(`liqguard journal` can read it meanwhile)"
+            f"journal {db} is in use by {holder}, and one process writes a journal at a "
+            "time: wait for it to end, stop it, or pass another --journal (`liqguard journal` "
+            "reads it meanwhile)."
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} ({_command()})\n".encode())

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -75,13 +76,20 @@ class Ended:
 
 
 def run_until(
-    args: list[str], cwd: Path, when: Callable[[Snapshot], bool] | None, env: dict[str, str]
+    args: list[str],
+    cwd: Path,
+    when: Callable[[Snapshot], bool] | None,
+    env: dict[str, str],
+    start_when: Callable[[Snapshot], bool] | None = None,
 ) -> Ended:
-    """Start `args`; SIGKILL it the first time `when(snapshot)` holds (None: let it finish)."""
+    """Start `args` (once `start_when(snapshot)` holds, if given); SIGKILL it the first time
+    `when(snapshot)` holds (None: let it finish)."""
     out, err = cwd / "stdout.txt", cwd / "stderr.txt"
+    journal = Path(args[args.index("--journal") + 1])
+    while start_when is not None and not start_when(peek(journal)):
+        time.sleep(0.005)  # polling a state, not timing anything
     with out.open("w") as o, err.open("w") as e:
         proc = subprocess.Popen(args, cwd=cwd, stdout=o, stderr=e, env=env)
-        journal = Path(args[args.index("--journal") + 1])
         rows = 0
         try:
             while proc.poll() is None:
@@ -91,6 +99,7 @@ def run_until(
                         proc.send_signal(signal.SIGKILL)
                         rows = snap.rows
                         break
+                    time.sleep(0.001)  # a poll, not a wait for anything in particular
                 else:
                     proc.wait(timeout=120)
             proc.wait(timeout=120)

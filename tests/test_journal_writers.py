@@ -1,0 +1,63 @@
+"""One writer per journal, with real processes: a second `liqguard replay` on a journal in use
+is refused with one sentence naming the first (pid, command) and exit 1, `liqguard journal`
+reads it meanwhile, and a SIGKILL frees it (the OS drops the lock with the process)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.restart_tools import (
+    BUNDLED_PRICES,
+    BUNDLED_TAPE,
+    LIQGUARD,
+    clean_env,
+    journal_rows,
+    replay_args,
+    run_until,
+)
+
+
+def test_a_second_writer_is_refused_and_a_reader_still_reads(tmp_path: Path) -> None:
+    env = clean_env()
+    journal = tmp_path / "j.sqlite"
+    # paced, so it is still running when the others start; killed below, not waited for
+    first_args = replay_args(BUNDLED_TAPE, BUNDLED_PRICES, journal, speed="2000")
+    out = (tmp_path / "first.out").open("w")
+    first = subprocess.Popen(first_args, cwd=tmp_path, stdout=out, stderr=out, env=env)
+    try:
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        # the second starts once the first holds the journal (its first checkpoint is there)
+        second = run_until(
+            replay_args(BUNDLED_TAPE, BUNDLED_PRICES, journal),
+            second_dir,
+            None,
+            env,
+            start_when=lambda s: s.cursor is not None,
+        )
+        assert first.poll() is None, "the first writer ended before the second started"
+        message = " ".join(second.stderr.split())
+        assert second.code == 1, second.stderr
+        assert f"is in use by pid {first.pid} (liqguard replay " in message
+        assert "Traceback" not in second.stderr
+        assert message.endswith(".") and ". " not in message  # one sentence
+        assert second.stdout == ""  # no summary: it did nothing
+
+        reader = subprocess.run(
+            [*LIQGUARD, "journal", "--journal", str(journal), "-n", "5"],
+            cwd=second_dir, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert reader.returncode == 0, reader.stderr
+        assert "journal" in reader.stdout.lower()
+        assert first.poll() is None  # the reader took no lock and did not disturb the writer
+    finally:
+        first.kill()  # SIGKILL: no clean exit, the lock must go with the process
+        first.wait()
+        out.close()
+    assert first.returncode == -9
+    rows_before = len(journal_rows(journal))
+    again = run_until(replay_args(BUNDLED_TAPE, BUNDLED_PRICES, journal), tmp_path, None, env)
+    assert again.code == 0, again.stderr[-2000:]
+    assert "resuming session" in again.stderr
+    assert len(journal_rows(journal)) >= rows_before
