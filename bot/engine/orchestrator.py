@@ -308,7 +308,6 @@ class Orchestrator:
             key=ids.plan_key(aid),
             path=path,
             page_humans=plan.page_humans,
-            event=self.counters.events,
         )
         await self.notifier.notify(action)
         await self._proceed(action, portfolio, now, plan.page_humans)
