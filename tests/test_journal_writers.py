@@ -4,9 +4,14 @@ reads it meanwhile, and a SIGKILL frees it (the OS drops the lock with the proce
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from bot.journal import SqlJournal, default_journal_url
 from tests.restart_tools import (
     BUNDLED_PRICES,
     BUNDLED_TAPE,
@@ -61,3 +66,37 @@ def test_a_second_writer_is_refused_and_a_reader_still_reads(tmp_path: Path) -> 
     assert again.code == 0, again.stderr[-2000:]
     assert "resuming session" in again.stderr
     assert len(journal_rows(journal)) >= rows_before
+
+
+def test_the_lock_names_the_writer_without_the_passwords_of_its_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a command line can carry a password (a Postgres --journal URL, a webhook URL in a flag)
+    argv = ["/venv/bin/liqguard", "run", "--notify", "https://hooks:FAKE-cli-password@h.invalid/x"]
+    monkeypatch.setattr(sys, "argv", argv)
+    journal = SqlJournal(default_journal_url(tmp_path / "j.sqlite"))
+    try:
+        held = (tmp_path / "j.sqlite.lock").read_text()
+        assert held.startswith(f"pid {os.getpid()} (liqguard run --notify https://hooks:***@")
+        assert "FAKE-cli-password" not in held
+        other = subprocess.run(
+            [sys.executable, "-c", _OPEN_AGAIN, str(tmp_path / "j.sqlite")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert other.returncode == 1  # another process is refused while this one holds it
+        assert f"is in use by pid {os.getpid()} (liqguard run" in other.stderr
+        assert "FAKE-cli-password" not in other.stderr
+    finally:
+        journal.close()
+    assert (tmp_path / "j.sqlite.lock").read_text() == ""  # released: nobody holds it
+
+
+_OPEN_AGAIN = """
+import sys
+from bot.journal import SqlJournal, default_journal_url
+try:
+    SqlJournal(default_journal_url(sys.argv[1]))
+except JournalBusy as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
