@@ -41,7 +41,7 @@ STEP_KINDS = (
     "order_sent",
     "fill",
 )
-RANDOM_KILLS = 5
+RANDOM_KILLS = 3
 
 
 @dataclass
