@@ -58,6 +58,8 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from bot.logs import shown_url
+
 DEFAULT_JOURNAL_PATH = Path("var") / "liqguard.sqlite"
 URL_SCHEMES = ("sqlite", "postgresql")  # what the journal is tested on
 
@@ -82,8 +84,8 @@ def _writes(method: Any) -> Any:
             raise
         except SQLAlchemyError as exc:
             raise JournalError(
-                f"journal {self.url}: could not write ({_cause(exc)}); free space or fix the "
-                "file, then run again: what was journaled before is kept"
+                f"journal {shown_url(self.url)}: could not write ({_cause(exc)}); free space "
+                "or fix the file, then run again: what was journaled before is kept"
             ) from None
 
     guarded.__doc__, guarded.__name__ = method.__doc__, method.__name__
@@ -250,8 +252,8 @@ class SqlJournal:
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme not in URL_SCHEMES:
             raise JournalError(
-                f"journal.url {url!r}: unknown scheme {scheme!r}; use a SQLite path or "
-                "sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB"
+                f"journal.url {shown_url(url)!r}: unknown scheme {scheme!r}; use a SQLite "
+                "path or sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB"
             )
         where = None if readonly else lock_path(url)
         self._lock = _acquire(where) if where is not None else None  # before any write
@@ -267,7 +269,7 @@ class SqlJournal:
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise JournalError(f"journal.url {url!r}: {_cause(exc)}") from None
+            raise JournalError(f"journal.url {shown_url(url)!r}: {_cause(exc)}") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._staged: list[dict[str, Any]] = []
@@ -281,8 +283,8 @@ class SqlJournal:
         except (DBAPIError, SQLAlchemyError) as exc:
             self.engine.dispose()
             raise JournalError(
-                f"journal {url}: cannot be opened as a liqguard journal ({_cause(exc)}); "
-                "give another --journal path (or move this file away)"
+                f"journal {shown_url(url)}: cannot be opened as a liqguard journal "
+                f"({_cause(exc)}); give another --journal path (or move this file away)"
             ) from None
         event.listen(self.engine, "commit", self._count_commit)
 

@@ -44,6 +44,25 @@ def redact(text: str) -> str:
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """scheme://user:pw@host:port/path?q -> scheme://host:port/*** (tokens live in all three)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, _, tail = rest.partition("/")
+    host = netloc.rsplit("@", 1)[-1]
+    host, _, _query = host.partition("?")
+    return f"{scheme}://{host}/{MASK}" if tail or "@" in netloc or _query else f"{scheme}://{host}"
+
+
+def shown_url(url: str) -> str:
+    """A URL as a person may see it: with credentials masked (mask_url), else as given."""
+    return mask_url(url) if "@" in url else url
+
+
 def scrub(text: str) -> str:
     """Text that leaves the process (journal, notices): no registered secret and no URL."""
     return _URL.sub("<url>", redact(text))

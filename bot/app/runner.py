@@ -22,7 +22,7 @@ from loguru import logger
 
 from bot.app.errors import SetupError
 from bot.app.scheduling import build_scheduler
-from bot.app.sessions import file_sha256, mask_url, replay_identity, secret_values
+from bot.app.sessions import file_sha256, replay_identity, secret_values
 from bot.app.wiring import Runtime, build, live_sources, live_start, onchain_sources
 from bot.clock import SimClock
 from bot.config.errors import ConfigError
@@ -32,7 +32,7 @@ from bot.engine.orchestrator import Orchestrator
 from bot.engine.summary import Summary, summarize
 from bot.events import Event, Liquidation, PriceTick
 from bot.journal import JournalError
-from bot.logs import register_secrets, setup_logging
+from bot.logs import register_secrets, setup_logging, shown_url
 from bot.secrets import Secrets, load_secrets
 from bot.sources.feeds import merged_sources
 from bot.sources.files import TapeStats, open_tape
@@ -298,7 +298,8 @@ async def stream(
     if live:
         display.banner(
             "LIVE TRADING: real orders will be sent with your exchange keys.\n"
-            f"sources {', '.join(names)}; journal {rt.journal.url}; Ctrl-C stops cleanly.",
+            f"sources {', '.join(names)}; journal {shown_url(rt.journal.url)}; "
+            "Ctrl-C stops cleanly.",
             "LIVE",
         )
         try:
@@ -374,7 +375,7 @@ def _result(rt: Runtime) -> RunResult:
         paper.pnl_usd() if paper else None,
         rt.baseline.pnl_usd() if rt.baseline else None,
         paper.equity_usd() if paper else None,
-        mask_url(rt.journal.url) if "@" in rt.journal.url else rt.journal.url,
+        shown_url(rt.journal.url),
         rt.session,
         paper.max_drawdown_usd if paper else None,
         rt.baseline.max_drawdown_usd if rt.baseline else None,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.settings import Settings
+from bot.logs import MASK, mask_url
 
-MASK = "***"
 # Field names whose values are credentials wherever they sit in the settings.
 _SECRET_NAMES = ("token", "password", "secret", "api_key", "apikey", "passphrase")
 
@@ -30,17 +30,6 @@ def file_sha256(path: Path) -> str:
 
 def settings_sha256(settings: Settings) -> str:
     return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
-
-
-def mask_url(url: str) -> str:
-    """scheme://user:pw@host:port/path?q -> scheme://host:port/*** (tokens live in all three)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, _, tail = rest.partition("/")
-    host = netloc.rsplit("@", 1)[-1]
-    host, _, _query = host.partition("?")
-    return f"{scheme}://{host}/{MASK}" if tail or "@" in netloc or _query else f"{scheme}://{host}"
 
 
 def redacted_settings(settings: Settings) -> dict[str, Any]:
