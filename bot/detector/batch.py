@@ -1,6 +1,7 @@
 """The columnar batch detector: the streaming detector's output, computed with numpy over columns.
 
-Contents: detect_batch, detect_columns (over parsed columns; bot.app.detect reads the files).
+Contents: detect_batch, detect_columns (over parsed columns; bot.app.detect reads the files);
+rule_window + escalate (the two halves, apart: calibrate escalates many thresholds over one window).
 
 Per rule (detector.md, W window, E escalation window), over the events that pass its filter:
 - the clock c_i is the running maximum of ts_ms; with x_i = c_i - W, event j leaves the window
@@ -139,6 +140,61 @@ def _window_sums(
 
 def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
     run = RuleRun()
+    win = rule_window(columns, rule)
+    if win is None:
+        return run
+    run.late, run.peak = win.late, win.peak
+    th = Thresholds(rule.threshold_usd, rule.factor)
+    rows = win.rows
+    ctx = _Context(
+        columns, rows, win.ts, win.cents, win.clock, rule, win.in_order, win.exact_float
+    )
+    for step in escalate(win, th, rule.escalation_window_ms):
+        row = step.index if rows is None else int(rows[step.index])
+        if step.level == 0:
+            run.events.append((row, 0, Calm(rule.name, step.ts_ms, step.previous_level)))
+        else:
+            event = ctx.anomaly(step.index, step.window_cents, step.level, step.previous_level, th)
+            run.events.append((row, 1, event))
+    return run
+
+
+@dataclass(frozen=True)
+class RuleWindow:
+    """One rule's window sum after each of its events: independent of the thresholds."""
+
+    rows: NDArray[np.intp] | None  # tape row of each of the rule's events; None: every row
+    ts: NDArray[np.int64]
+    cents: NDArray
+    clock: NDArray[np.int64]  # the rule's clock c after each event
+    window: NDArray  # S after each event, exact cents
+    late: int
+    peak: tuple[int, int]  # (cents, ts_ms): the first largest window sum
+    in_order: bool
+    exact_float: bool
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def row_index(self) -> NDArray[np.intp]:
+        """The tape rows of the rule's events (an index array even when it takes every row)."""
+        return np.arange(len(self.ts)) if self.rows is None else self.rows
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One detector output at event `index` of a rule: an anomaly (level >= 1) or a calm (0)."""
+
+    index: int
+    level: int
+    previous_level: int
+    ts_ms: int
+    window_cents: int
+
+
+def rule_window(columns: TapeColumns, rule: RuleConfig) -> RuleWindow | None:
+    """The window sums of the events passing the rule's filter; None if no event passes."""
     mask = _mask(columns, rule)
     if mask is None:  # the rule takes every event: views of the columns, no copies
         rows: NDArray[np.intp] | None = None
@@ -149,28 +205,37 @@ def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
         ts, cents = columns.ts_ms[rows], columns.cents[rows]
     n = len(ts)
     if n == 0:
-        return run
-    w_ms, e_ms = rule.window_ms, rule.escalation_window_ms
+        return None
+    w_ms = rule.window_ms
     if cents.dtype != object and int(np.abs(cents).max()) * n >= _INT64_SAFE:
         cents = cents.astype(object)  # sums could pass int64: exact Python ints instead
     exact_float = cents.dtype != object and int(np.abs(cents).max()) * n < _FLOAT_EXACT
     in_order = w_ms > 0 and bool(np.all(ts[1:] >= ts[:-1]))
-    clock, window, run.late = _window_sums(ts, cents, w_ms, in_order, exact_float)
+    clock, window, late = _window_sums(ts, cents, w_ms, in_order, exact_float)
     best = int(np.argmax(window))
-    run.peak = (int(window[best]), int(clock[best]))
-    th = Thresholds(rule.threshold_usd, rule.factor)
+    peak = (int(window[best]), int(clock[best]))
+    return RuleWindow(rows, ts, cents, clock, window, late, peak, in_order, exact_float)
+
+
+def escalate(win: RuleWindow, th: Thresholds, escalation_ms: int) -> list[Step]:
+    """The anomalies and calms of detector.md over precomputed window sums, in order.
+
+    Visits only threshold crossings and calm times (calibrate runs many thresholds over the
+    same RuleWindow; the window sums are not recomputed).
+    """
+    window, clock = win.window, win.clock
+    n = len(window)
+    steps: list[Step] = []
     crossings = np.flatnonzero(window >= th.base_cents)
-    ctx = _Context(columns, rows, ts, cents, clock, rule, in_order, exact_float)
     level, t_last, pos = 0, 0, 0
     while pos < n:
         if level > 0:
-            calm_at = pos + int(np.searchsorted(clock[pos:], t_last + e_ms, side="left"))
+            calm_at = pos + int(np.searchsorted(clock[pos:], t_last + escalation_ms, side="left"))
             hit = _first_at_least(window, pos, calm_at, th.of_level(level + 1))
             if hit is None:
                 if calm_at >= n:
                     break
-                row = calm_at if rows is None else int(rows[calm_at])
-                run.events.append((row, 0, Calm(rule.name, t_last + e_ms, level)))
+                steps.append(Step(calm_at, 0, level, t_last + escalation_ms, 0))
                 level, pos = 0, calm_at
                 continue
         else:
@@ -178,11 +243,11 @@ def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
             if j == len(crossings):
                 break
             hit = int(crossings[j])
-        new = th.level_for(int(window[hit]), level + 1)
-        row = hit if rows is None else int(rows[hit])
-        run.events.append((row, 1, ctx.anomaly(hit, int(window[hit]), new, level, th)))
+        sum_cents = int(window[hit])
+        new = th.level_for(sum_cents, level + 1)
+        steps.append(Step(hit, new, level, int(clock[hit]), sum_cents))
         level, t_last, pos = new, int(clock[hit]), hit + 1
-    return run
+    return steps
 
 
 def _first_at_least(values: NDArray, start: int, stop: int, bound: int) -> int | None:
