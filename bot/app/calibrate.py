@@ -158,9 +158,7 @@ def source_of(venue: str) -> str:
     return venue.split("-", 1)[0]
 
 
-def _groups(
-    columns: TapeColumns, rules: Sequence[RuleConfig], by: GroupBy
-) -> list[RuleConfig]:
+def _groups(columns: TapeColumns, rules: Sequence[RuleConfig], by: GroupBy) -> list[RuleConfig]:
     if by == "rule":
         return list(rules)
     out: list[RuleConfig] = []

@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
@@ -33,7 +34,7 @@ def _usd_axis(value: float, _pos: int = 0) -> str:
     return f"${value:g}"
 
 
-def _draw_series(ax, g: GroupReport) -> None:  # type: ignore[no-untyped-def]
+def _draw_series(ax: Axes, g: GroupReport) -> None:
     win = g.window
     assert win is not None
     if len(win.ts) <= MAX_POINTS:
@@ -58,16 +59,33 @@ def _draw_series(ax, g: GroupReport) -> None:  # type: ignore[no-untyped-def]
         th = Thresholds(rec.threshold_usd, g.rule.factor)
         k = 1
         while th.of_level(k) / 100 <= max(peak, rec.threshold_usd) * 1.01 or k == 1:
-            ax.axhline(th.of_level(k) / 100, color="#c0392b", linestyle="--", linewidth=1,
-                       alpha=0.9 if k == 1 else 0.5)  # fmt: skip
-            ax.annotate(f"L{k} {_usd_axis(th.of_level(k) / 100)}", (xs[0], th.of_level(k) / 100),
-                        xytext=(2, 2), textcoords="offset points", fontsize=7, color="#c0392b")  # fmt: skip
+            ax.axhline(
+                th.of_level(k) / 100,
+                color="#c0392b",
+                linestyle="--",
+                linewidth=1,
+                alpha=0.9 if k == 1 else 0.5,
+            )
+            ax.annotate(
+                f"L{k} {_usd_axis(th.of_level(k) / 100)}",
+                (xs[0], th.of_level(k) / 100),
+                xytext=(2, 2),
+                textcoords="offset points",
+                fontsize=7,
+                color="#c0392b",
+            )
             k += 1
         fired = [e for e in g.preview if isinstance(e, Anomaly)]
         if fired:
-            ax.scatter([_dt(a.ts_ms) for a in fired], [a.window_usd for a in fired], marker="v",
-                       s=40, color="#e67e22", zorder=5,
-                       label=f"{len(fired)} anomalies at {_usd_axis(rec.threshold_usd)}")  # fmt: skip
+            ax.scatter(
+                [_dt(a.ts_ms) for a in fired],
+                [a.window_usd for a in fired],
+                marker="v",
+                s=40,
+                color="#e67e22",
+                zorder=5,
+                label=f"{len(fired)} anomalies at {_usd_axis(rec.threshold_usd)}",
+            )
     ax.set_yscale("log")
     ax.set_ylim(max(min(ys) if ys else 1.0, peak / 1e5, 1.0), peak * 2.5)
     ax.yaxis.set_major_formatter(FuncFormatter(_usd_axis))
@@ -79,18 +97,23 @@ def _draw_series(ax, g: GroupReport) -> None:  # type: ignore[no-untyped-def]
     ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
 
 
-def _draw_histogram(ax, g: GroupReport) -> None:  # type: ignore[no-untyped-def]
+def _draw_histogram(ax: Axes, g: GroupReport) -> None:
     sums = g.hours.sums[g.hours.observed]
     positive = sums[sums > 0]
     quiet = len(sums) - len(positive)
     if len(positive):
         lo, hi = max(float(positive.min()), 1.0), float(positive.max())
-        bins = np.geomspace(lo, hi * 1.01, 40) if hi > lo else 10
+        bins: list[float] | int = np.geomspace(lo, hi * 1.01, 40).tolist() if hi > lo else 10
         ax.hist(positive, bins=bins, color="#1f4e9c", alpha=0.8)
         ax.set_xscale("log")
     if g.recommended is not None:
-        ax.axvline(g.recommended.threshold_usd, color="#c0392b", linestyle="--", linewidth=1,
-                   label=f"recommended {_usd_axis(g.recommended.threshold_usd)}")  # fmt: skip
+        ax.axvline(
+            g.recommended.threshold_usd,
+            color="#c0392b",
+            linestyle="--",
+            linewidth=1,
+            label=f"recommended {_usd_axis(g.recommended.threshold_usd)}",
+        )
         ax.legend(fontsize=7)
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_axis))

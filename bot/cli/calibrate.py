@@ -113,9 +113,13 @@ def _print_group(out: Console, g: GroupReport, result: CalibrateResult) -> None:
         f"max {_usd_short(peak_cents / 100)} at {_iso(peak_ms)}",
         highlight=False,
     )
-    out.print(f"  hourly maxima of the window sum: {_pcts(g.hourly_max_percentiles)}", highlight=False)
+    out.print(
+        f"  hourly maxima of the window sum: {_pcts(g.hourly_max_percentiles)}", highlight=False
+    )
     out.print(f"  hourly sums: {_pcts(g.hourly_sum_percentiles)}", highlight=False)
-    table = Table(title=f"candidates ({len(g.candidates)} on the grid, some shown)", header_style="bold")
+    table = Table(
+        title=f"candidates ({len(g.candidates)} on the grid, some shown)", header_style="bold"
+    )
     for name in ("base threshold", "alerts", "per month", "highest level", "by level", "calm"):
         table.add_column(name, justify="right")
     for c in _shown_candidates(g):
@@ -160,7 +164,7 @@ def _print_preview(out: Console, g: GroupReport) -> None:
     anomalies = [e for e in g.preview if isinstance(e, Anomaly)]
     calms = len(g.preview) - len(anomalies)
     if not anomalies:
-        out.print("  trigger preview: no anomaly would have fired on these tapes.")
+        out.print("  trigger preview: 0 anomalies would have fired on these tapes.")
         return
     table = Table(
         title=f"trigger preview: {len(anomalies)} anomalies, {calms} calm, at "

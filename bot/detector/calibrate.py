@@ -116,7 +116,7 @@ def percentile_cents(values: NDArray, p: float) -> int:
     """The p-th percentile of cents values (linear interpolation), in whole cents."""
     if len(values) == 0:
         return 0
-    return int(round(float(np.percentile(values.astype(np.float64), p))))
+    return round(float(np.percentile(values.astype(np.float64), p)))
 
 
 @dataclass(frozen=True)
@@ -175,5 +175,8 @@ def gap_spans(gap: NDArray[np.bool_], start_hour: int) -> list[tuple[int, int]]:
     if not gap.any():
         return []
     edges = np.diff(np.concatenate(([0], gap.astype(np.int8), [0])))
-    runs = zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
-    return [((start_hour + a) * HOUR_MS, (start_hour + b) * HOUR_MS) for a, b in runs]
+    starts, ends = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return [
+        ((start_hour + a) * HOUR_MS, (start_hour + b) * HOUR_MS)
+        for a, b in zip(starts, ends, strict=True)
+    ]
