@@ -123,14 +123,14 @@ def _value(text: str) -> Any:
     return yaml.safe_load(s) if s else s
 
 
-def parse_sweep(text: str) -> tuple[str, list[Any]]:
-    """`rules[0].threshold_usd=1e6,2e6` -> (path, [1000000.0, 2000000.0])."""
+def parse_sweep(text: str) -> tuple[str, list[str]]:
+    """`rules[0].threshold_usd=1e6,2e6` -> (path, ["1e6", "2e6"]): values as typed (labels)."""
     path, sep, values = text.partition("=")
     if not sep or not path.strip() or not values.strip():
         raise ConfigError(
             f"--sweep {text!r}: write PATH=V1,V2,... (example: rules[0].threshold_usd=1e6,2e6)."
         )
-    return path.strip(), [_value(v) for v in values.split(",")]
+    return path.strip(), [v.strip() for v in values.split(",")]
 
 
 def _tokens(path: str) -> list[str | int]:
@@ -173,9 +173,10 @@ def apply_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def settings_grid(
-    base: Settings, sweeps: Sequence[tuple[str, list[Any]]], source: str = "--sweep"
+    base: Settings, sweeps: Sequence[tuple[str, list[str]]], source: str = "--sweep"
 ) -> list[tuple[dict[str, Any], Settings]]:
-    """Every combination of the sweeps applied to `base` (no sweep: the base alone)."""
+    """Every combination of the sweeps applied to `base` (no sweep: the base alone); the label
+    keeps each value as typed, the config gets it as a number where it reads as one."""
     if not sweeps:
         return [({}, base)]
     out = []
@@ -183,7 +184,7 @@ def settings_grid(
         label = {path: v for (path, _), v in zip(sweeps, combo, strict=True)}
         data = base.model_dump(mode="json")
         for path, v in label.items():
-            apply_path(data, path, v)
+            apply_path(data, path, _value(v))
         try:
             out.append((label, Settings.model_validate(data)))
         except ValidationError as exc:
