@@ -51,6 +51,19 @@ def ranked(results: Sequence[RunFigures], objective: str) -> list[tuple[str, flo
     return sorted(totals.items(), key=lambda kv: -kv[1] if not math.isnan(kv[1]) else math.inf)
 
 
+def best_runs(results: Sequence[RunFigures], objective: str) -> list[RunFigures]:
+    """The runs of the best setting, one per episode."""
+    order = ranked(results, objective)
+    best = order[0][0] if order else None
+    return [r for r in results if json.dumps(r.setting, sort_keys=True) == best]
+
+
+def chart_name(r: RunFigures) -> str:
+    """A file name for an episode's chart: its name, lowercase, dashes."""
+    slug = "".join(c if c.isalnum() else "-" for c in r.episode.lower()).strip("-")
+    return f"{'-'.join(p for p in slug.split('-') if p)}.png"
+
+
 def figures_row(r: RunFigures) -> dict[str, Any]:
     lead = r.lead_time_s
     return {
@@ -212,9 +225,7 @@ def report_html(results: Sequence[RunFigures], objective: str, title: str = "") 
         )
         parts.append(f"<tr{cls}>{cells}</tr>")
     parts.append("</table><h2>Episodes (best setting)</h2>")
-    for r in results:
-        if json.dumps(r.setting, sort_keys=True) != best:
-            continue
+    for r in best_runs(results, objective):
         png = base64.b64encode(episode_chart(r)).decode()
         parts.append(
             f"<h3>{html.escape(r.episode)}</h3><img alt='{html.escape(r.episode)}' "

@@ -44,6 +44,9 @@ def backtest(
     jobs: Annotated[int | None, typer.Option(help="worker processes (default: all cores)")] = None,
     report: Annotated[Path, typer.Option(help="the HTML report")] = DEFAULT_REPORT,
     results: Annotated[Path | None, typer.Option(help="also write the figures as CSV")] = None,
+    charts: Annotated[
+        Path | None, typer.Option(help="also write the report's episode charts (PNG) here")
+    ] = None,
     assume: Annotated[
         str | None,
         typer.Option(
@@ -102,15 +105,32 @@ def backtest(
     except (ValueError, OSError) as exc:  # a tape or price file the sources refuse
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None
-    from bot.app.backtest_report import ranked, report_html, results_csv, setting_text
+    from bot.app.backtest_report import (
+        best_runs,
+        chart_name,
+        episode_chart,
+        ranked,
+        report_html,
+        results_csv,
+        setting_text,
+    )
 
     _print_table(runs, objective, ranked, setting_text)
     outputs: list[tuple[Path, Any]] = [(report, lambda: report_html(runs, objective))]
     if results is not None:
         outputs.append((results, lambda: results_csv(runs)))
+    if charts is not None:
+        for run in best_runs(runs, objective):
+            outputs.append((charts / chart_name(run), lambda r=run: episode_chart(r)))
     for path, make in outputs:
         try:
-            path.write_text(make(), encoding="utf-8")
+            if charts is not None and path.parent == charts:
+                charts.mkdir(parents=True, exist_ok=True)
+            data = make()
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data, encoding="utf-8")
         except OSError as exc:
             err.print(f"{path}: cannot write it ({exc.strerror}).", markup=False)
             raise typer.Exit(1) from None
