@@ -7,19 +7,22 @@ import gzip
 import itertools
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bot.app.calibrate import CalibrateRequest, run_calibrate
+from bot.app.calibrate import CalibrateRequest, read_columns, run_calibrate
 from bot.cli import app
 from bot.config.loader import load_settings
 from bot.config.rules import RuleConfig
-from bot.detector import Detector
-from bot.detector.calibrate import MANTISSAS, candidate_grid
+from bot.detector import Detector, Thresholds
+from bot.detector.batch import escalate, rule_window
+from bot.detector.calibrate import MANTISSAS, calm_index, candidate_grid, escalation_counts
 from bot.events import Anomaly
 from bot.notify.charts import PNG_SIGNATURE
 from bot.sources import open_tape
@@ -87,6 +90,26 @@ def test_every_candidate_counts_what_the_streaming_detector_emits() -> None:
         assert cand.by_level == levels, cand.threshold_usd
         assert cand.calms == len(found) - sum(levels.values())
     assert group.candidates[-1].alerts == 0  # the grid ends above the peak
+
+
+@pytest.mark.parametrize("tape", [AAVE, BTCUSDT, BINANCE_ALL])
+@pytest.mark.parametrize(
+    "rule",
+    [RuleConfig(), RuleConfig(factor=1.5, window_s=900, escalation_window_s=600, sides=("long",))],
+)
+def test_counting_walk_equals_the_batch_detector_walk(tape: Path, rule: RuleConfig) -> None:
+    """calibrate's counting walk against batch.escalate, every candidate of a wide grid."""
+    cols, _ = read_columns([open_tape(tape)])
+    win = rule_window(cols, rule)
+    assert win is not None
+    calm_at = calm_index(win, rule.escalation_window_ms)
+    grid = candidate_grid(int(np.percentile(win.window, 5)), win.peak[0])
+    for t in grid:
+        th = Thresholds(t, rule.factor)
+        steps = escalate(win, th, rule.escalation_window_ms)
+        levels = Counter(s.level for s in steps if s.level)
+        calms = sum(1 for s in steps if not s.level)
+        assert escalation_counts(win, th, calm_at) == (dict(levels), calms), t
 
 
 def test_recommendation_is_the_lowest_candidate_within_the_alert_budget() -> None:

@@ -12,13 +12,13 @@ own, so the counts here are exactly what `detect` would emit with that base thre
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bot.detector._rule import Thresholds
-from bot.detector.batch import RuleWindow, Step, escalate
+from bot.detector.batch import RuleWindow, escalate
 
 HOUR_MS = 3_600_000
 MONTH_HOURS = 720  # a 30-day month
@@ -66,7 +66,73 @@ class Candidate:
     calms: int
     max_level: int
     per_month: float  # alerts per 30-day month of observed time (NaN when nothing observed)
-    steps: list[Step] = field(repr=False, default_factory=list)
+
+
+def calm_index(win: RuleWindow, escalation_ms: int) -> NDArray[np.intp]:
+    """For each event h, the first event with clock >= clock[h] + E: where a calm lands if no
+    anomaly follows h (independent of the threshold: computed once per rule)."""
+    return np.searchsorted(win.clock, win.clock + escalation_ms, side="left")
+
+
+def escalation_counts(
+    win: RuleWindow, th: Thresholds, calm_at: NDArray[np.intp]
+) -> tuple[dict[int, int], int]:
+    """(anomalies per level, calms) that `escalate` emits, without building its Steps.
+
+    The same walk (detector.md steps 3-4) with the level of each event's window sum taken once
+    (lvl[i] = the largest k with T0 f^(k-1) <= S_i, by exact cents); at level L the next anomaly
+    is the first event after the last one with lvl > L, found by bisection in the sorted
+    indexes of the events at each level, unless the calm index comes first.
+    """
+    window = win.window  # int64 cents (sweep takes the detector's walk for wider sums)
+    n = len(window)
+    peak = int(window.max())
+    bounds = [th.of_level(1)]
+    while bounds[-1] <= peak:
+        bounds.append(th.of_level(len(bounds) + 1))
+    lvl = np.searchsorted(np.array(bounds, dtype=np.int64), window, side="right")
+    top = len(bounds) - 1  # no event reaches a level above this
+    if top == 0:
+        return {}, 0
+    cross = np.flatnonzero(lvl >= 1)
+    cross_lvl = lvl[cross]
+    at_least = [cross] + [cross[cross_lvl >= k] for k in range(1, top + 1)]
+    sizes = [len(a) for a in at_least]
+    calm_list = calm_at
+    counts = [0] * (top + 2)
+    calms = 0
+    pos = 0
+    starts = at_least[1]
+    while True:
+        j = int(starts.searchsorted(pos))
+        if j == sizes[1]:
+            break
+        h = int(starts[j])
+        level = int(lvl[h])
+        counts[level] += 1
+        while True:
+            c = int(calm_list[h])
+            if level >= top:
+                r = n
+            else:
+                higher = at_least[level + 1]
+                q = int(higher.searchsorted(h + 1))
+                r = int(higher[q]) if q < sizes[level + 1] else n
+            if r < c:
+                level = int(lvl[r])
+                counts[level] += 1
+                h = r
+                continue
+            if c >= n:
+                return _levels(counts), calms
+            calms += 1
+            pos = c
+            break
+    return _levels(counts), calms
+
+
+def _levels(counts: list[int]) -> dict[int, int]:
+    return {k: v for k, v in enumerate(counts) if v}
 
 
 def sweep(
@@ -77,13 +143,19 @@ def sweep(
     observed_hours: float,
 ) -> list[Candidate]:
     """Each candidate base threshold escalated over the same window sums."""
+    calm_at = calm_index(win, escalation_ms)
     out = []
     for t in thresholds_usd:
-        steps = escalate(win, Thresholds(t, factor), escalation_ms)
-        levels: dict[int, int] = {}
-        for s in steps:
-            if s.level:
-                levels[s.level] = levels.get(s.level, 0) + 1
+        th = Thresholds(t, factor)
+        if win.window.dtype == object:
+            steps = escalate(win, th, escalation_ms)
+            levels: dict[int, int] = {}
+            for s in steps:
+                if s.level:
+                    levels[s.level] = levels.get(s.level, 0) + 1
+            calms = len(steps) - sum(levels.values())
+        else:
+            levels, calms = escalation_counts(win, th, calm_at)
         alerts = sum(levels.values())
         rate = alerts / observed_hours * MONTH_HOURS if observed_hours > 0 else float("nan")
         out.append(
@@ -91,10 +163,9 @@ def sweep(
                 threshold_usd=t,
                 alerts=alerts,
                 by_level=dict(sorted(levels.items())),
-                calms=len(steps) - alerts,
+                calms=calms,
                 max_level=max(levels, default=0),
                 per_month=rate,
-                steps=steps,
             )
         )
     return out
