@@ -23,7 +23,8 @@ rules:
 policy:
   levels:
     1:
-      - strategy: stop_loss          # protective stops 2% from the mark
+      - strategy: stop_loss          # protective stops 5% from the mark, tightened as it rises
+        params: {distance: 0.05}
         approval: auto
     2:
       - strategy: reduce_exposure    # sides: threatened = the side being liquidated most
