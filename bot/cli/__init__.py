@@ -19,7 +19,7 @@ group = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_COMMAND_MODULES = ("backtest", "calibrate", "detect", "onchain", "run")
+_COMMAND_MODULES = ("backtest", "calibrate", "detect", "fetch", "onchain", "run")
 
 
 @group.callback()
