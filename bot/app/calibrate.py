@@ -166,10 +166,11 @@ def _groups(columns: TapeColumns, rules: Sequence[RuleConfig], by: GroupBy) -> l
         win = rule_window(columns, rule)
         if win is None:
             continue
+        rows = win.row_index
         if by == "symbol":
-            names = sorted({columns.symbols[c] for c in columns.symbol_codes[win.row_index].tolist()})
+            names = sorted({columns.symbols[c] for c in columns.symbol_codes[rows].tolist()})
         else:
-            venues = {columns.venues[c] for c in columns.venue_codes[win.row_index].tolist()}
+            venues = {columns.venues[c] for c in columns.venue_codes[rows].tolist()}
             names = sorted({source_of(v) for v in venues} if by == "source" else venues)
         for value in names:
             name = value if len(rules) == 1 else f"{rule.name}-{value}"

@@ -146,9 +146,7 @@ def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
     run.late, run.peak = win.late, win.peak
     th = Thresholds(rule.threshold_usd, rule.factor)
     rows = win.rows
-    ctx = _Context(
-        columns, rows, win.ts, win.cents, win.clock, rule, win.in_order, win.exact_float
-    )
+    ctx = _Context(columns, rows, win.ts, win.cents, win.clock, rule, win.in_order, win.exact_float)
     for step in escalate(win, th, rule.escalation_window_ms):
         row = step.index if rows is None else int(rows[step.index])
         if step.level == 0:
