@@ -31,9 +31,7 @@ class ActionConfig(BaseModel):
 
 def _default_levels() -> dict[int, tuple[ActionConfig, ...]]:
     return {
-        # 5 %: wide enough that the demo's stop is tightened on the way up and still protects
-        # the book when the 2024-12-05 cascade comes (2 % filled on the morning's dip).
-        1: (ActionConfig(strategy="stop_loss", params={"distance": 0.05}),),
+        1: (ActionConfig(strategy="stop_loss"),),
         2: (
             ActionConfig(strategy="reduce_exposure", params={"fraction": 0.25}),
             ActionConfig(

@@ -23,8 +23,7 @@ rules:
 policy:
   levels:
     1:
-      - strategy: stop_loss          # protective stops 5% from the mark, tightened as it rises
-        params: {distance: 0.05}
+      - strategy: stop_loss          # protective stops 2% from the mark
         approval: auto
     2:
       - strategy: reduce_exposure    # sides: threatened = the side being liquidated most
