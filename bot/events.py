@@ -72,6 +72,7 @@ class FeedStatus:
     reconnects: int = 0
     clock_skew_ms: int | None = None
     detail: str = ""
+    covers: tuple[str, ...] = ()  # liquidation venues this feed carries (empty: its own name)
 
 
 Event = Liquidation | PriceTick | FeedStatus  # what a source yields and the orchestrator handles

@@ -15,10 +15,14 @@ RULES = [
 ]
 
 
+# What each source says its feed carries (a chain feed: its lending markets' venues).
+COVERS = {"onchain-ethereum": ("aave-v3", "compound-v3-cusdcv3")}
+
+
 def frozen_by(*dead: str) -> set[str]:
     book = FeedBook(RULES)
     for venue in dead:
-        book.on_status(FeedStatus(0, venue, "blind", silent_s=120))
+        book.on_status(FeedStatus(0, venue, "blind", silent_s=120, covers=COVERS.get(venue, ())))
     book.on_status(FeedStatus(0, "okx", "live"))
     return book.frozen_rules()
 

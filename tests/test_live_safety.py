@@ -25,7 +25,7 @@ from bot.journal import SqlJournal, default_journal_url, to_payload
 from bot.secrets import Secrets
 from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.binance import LocalBinance
-from bot.sources.streams import LiveStreams
+from bot.sources.streams import VenueStream
 
 
 def keys(key: str = "test-key", secret: str = "test-secret") -> Secrets:
@@ -162,9 +162,10 @@ async def test_factories_name_sources_and_keys() -> None:
     with pytest.raises(LiveSetupError, match="LIQGUARD_BINANCE_API_KEY"):
         create_ccxt_broker(settings, Secrets(_env_file=None))  # type: ignore[call-arg]
     sources = create_live_sources(settings, None, ["binance", "okx"])
-    assert [type(s) for s in sources] == [LiveStreams]
-    assert sources[0].name == "live:binance,okx"
-    await sources[0].close()  # never started: nothing was dialled
+    assert [type(s) for s in sources] == [VenueStream, VenueStream]
+    assert [s.name for s in sources] == ["binance", "okx"]
+    for source in sources:
+        await source.close()  # never started: nothing was dialled
 
 
 async def test_start_live_reconciles_the_journal(tmp_path: Path) -> None:

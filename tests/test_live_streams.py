@@ -17,9 +17,10 @@ from bot.sim.localexchange.binance import LocalBinance
 from bot.sim.localexchange.fakes import LocalBybit, LocalOkx, bybit_message, okx_message
 from bot.sim.localexchange.markets import bybit_markets, okx_markets
 from bot.sim.localexchange.tapes import force_order_message, tape_messages
+from bot.sources.feeds import MergedSources
 from bot.sources.files import open_tape
 from bot.sources.recording import Dedupe, RawRecorder
-from bot.sources.streams import LiveStreams, VenueStream
+from bot.sources.streams import VenueStream, wall_ms
 from bot.sources.venues import parse_raw_message
 
 TAPE = Path(__file__).resolve().parents[1] / "bot/data/binance-btcusdt_2024-12-04_06.csv"
@@ -31,9 +32,9 @@ def _cfg(ws: str, rest: str | None = None, **kw: Any) -> VenueConfig:
 
 
 class Collector:
-    """Consume a LiveStreams into lists; wait for conditions."""
+    """Consume the merged streams into lists; wait for conditions."""
 
-    def __init__(self, live: LiveStreams) -> None:
+    def __init__(self, live: MergedSources) -> None:
         self.live = live
         self.liqs: list[Liquidation] = []
         self.status: list[FeedStatus] = []
@@ -70,7 +71,7 @@ async def binance_stream(**cfg_kw: Any) -> AsyncIterator[tuple[LocalBinance, Col
         stream = VenueStream(
             "binance", make_exchange("binance", cfg), cfg, print, reconnect_initial_s=0.05
         )
-        col = Collector(LiveStreams([stream]))
+        col = Collector(MergedSources([stream], wall_ms))
         try:
             await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
             yield server, col
@@ -95,7 +96,7 @@ async def test_three_venues_parsed_and_merged() -> None:
             ),
             VenueStream("okx", make_exchange("okx", ocfg, markets=okx_markets()), ocfg, print),
         ]
-        col = Collector(LiveStreams(streams))
+        col = Collector(MergedSources(streams, wall_ms))
         try:
             for server in (b, y, o):
                 await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
@@ -147,7 +148,7 @@ async def test_reconnect_after_drop_counts_no_event_twice() -> None:
         await server.play(overlap)
         await server.play([tape_messages(TAPE, 7)[6]])
         await col.until(lambda: len(col.liqs) >= 7)
-        health = col.live.status()[0]
+        health = col.live.sources[0].health  # type: ignore[attr-defined]
     assert [liq.event_id for liq in col.liqs] == [liq.event_id for liq in expected(overlap)] + [
         expected([tape_messages(TAPE, 7)[6]])[0].event_id
     ]
@@ -166,7 +167,7 @@ async def test_silence_raises_blind_then_live_again() -> None:
         await col.until(lambda: col.status[-1].state == "live" and len(col.liqs) == 1)
     assert blind.venue == "binance"
     assert "no liquidation message" in blind.detail
-    assert col.live.status()[0].state == "live"
+    assert col.live.sources[0].health.state == "live"  # type: ignore[attr-defined]
 
 
 async def test_clock_skew_measured_and_unknown_symbols_skipped() -> None:
@@ -178,7 +179,7 @@ async def test_clock_skew_measured_and_unknown_symbols_skipped() -> None:
     async with binance_stream() as (server, col):
         await server.play([msg])
         await col.until(lambda: len(col.liqs) == 1)
-        health = col.live.status()[0]
+        health = col.live.sources[0].health  # type: ignore[attr-defined]
         skew_ms = health.clock_skew_ms
         await server.play([coinm])
         await col.until(lambda: health.skipped == 1)  # COIN-M is not a USD-M market
@@ -197,7 +198,7 @@ async def test_recorded_raw_messages_replay_as_a_tape(tmp_path: Path) -> None:
         stream = VenueStream(
             "binance", make_exchange("binance", cfg), cfg, print, recorder=recorder
         )
-        col = Collector(LiveStreams([stream]))
+        col = Collector(MergedSources([stream], wall_ms))
         try:
             await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
             await server.play(msgs)
@@ -234,7 +235,7 @@ async def test_unknown_symbol_stops_that_venue_with_a_reason() -> None:
     async with serve(server.app) as port:
         cfg = _cfg(f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", symbols=("NOPEUSDT",))
         stream = VenueStream("binance", make_exchange("binance", cfg), cfg, print)
-        col = Collector(LiveStreams([stream]))
+        col = Collector(MergedSources([stream], wall_ms))
         try:
             await col.until(lambda: any(s.state == "blind" for s in col.status))
         finally:

@@ -11,8 +11,8 @@ from bot.config.chains import (
     CometMarket,
 )
 from bot.logs import register_secrets, scrub
+from bot.sources.feeds import ChainHealth
 from bot.sources.onchain import events as ev
-from bot.sources.onchain.health import ChainHealth
 from bot.sources.onchain.rpc import RangeRefused, RpcError
 
 

@@ -198,8 +198,9 @@ async def test_blind_feed_freezes_the_rules_that_count_it(tmp_path: Path) -> Non
 class Failing:
     """A source that dies at once (a chain-id mismatch, an exchange that is down)."""
 
-    def __init__(self, name: str, error: Exception) -> None:
+    def __init__(self, name: str, error: Exception, feeds: tuple[str, ...] = ()) -> None:
         self.name, self.error = name, error
+        self.feed_covers = {feed: (feed,) for feed in feeds}
         self.closed = False
 
     async def events(self) -> AsyncIterator[Liquidation]:
@@ -229,7 +230,7 @@ async def test_a_source_that_raises_turns_into_a_notified_blind_feed(tmp_path: P
     secret = "https://rpc.example/key-0123456789abcdef"
     register_secrets([secret])
     orch, rec, clock = _make(tmp_path, [_rule("all")])
-    failing = Failing("live:binance,okx", ConnectionError(f"cannot reach {secret}"))
+    failing = Failing("binance+okx", ConnectionError(f"cannot reach {secret}"), ("binance", "okx"))
     sources = [failing, Steady()]
     stream = merged_sources(sources, clock.now_ms)  # type: ignore[arg-type]
     blind: list[FeedStatus] = []

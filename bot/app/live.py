@@ -1,6 +1,6 @@
 """Factories the wiring calls: live liquidation streams and the live (ccxt) broker.
 
-- create_live_sources(settings, secrets, names) -> [LiveStreams] (one merged LiveSource)
+- create_live_sources(settings, secrets, names) -> one VenueStream per venue (merged by feeds)
 - create_ccxt_broker(settings, secrets) -> CcxtBroker (one ccxt instance per account)
 - start_live(settings, broker, journal): the --live gate, then the orders the journal sent
   without an outcome (or with an unknown one) looked up at the venue (a restart
@@ -23,7 +23,7 @@ from bot.events import JournalKind, OrderIntent, journaled_outcome_unknown
 from bot.interfaces import LiveSource
 from bot.secrets import Secrets
 from bot.sources.recording import RawRecorder
-from bot.sources.streams import LiveStreams, VenueStream
+from bot.sources.streams import VenueStream
 
 STREAM_VENUES = ("binance", "bybit", "okx")
 _KEY_VARS = {
@@ -66,7 +66,7 @@ def create_live_sources(
     *,
     markets: Mapping[str, Any] | None = None,
 ) -> list[LiveSource]:
-    """One merged stream of the named venues (public data: no keys are used).
+    """One stream per named venue (public data: no keys are used).
 
     `markets` (venue -> list of ccxt markets) preinstalls markets: no REST call at start.
     """
@@ -90,7 +90,7 @@ def create_live_sources(
                 name,
                 exchange,
                 cfg,
-                emit=lambda _e: None,  # replaced by LiveStreams
+                emit=lambda _e: None,  # replaced when its events() start
                 recorder=recorder,
                 reconnect_max_s=ex_cfg.reconnect_max_s,
             )
@@ -100,7 +100,7 @@ def create_live_sources(
             "no live source enabled; list them with --source binance,bybit,okx or enable "
             "exchanges.venues.<name>.enabled"
         )
-    return [LiveStreams(streams, dedupe_capacity=ex_cfg.dedupe_memory)]
+    return list(streams)
 
 
 def create_ccxt_broker(

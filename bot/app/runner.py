@@ -323,7 +323,10 @@ async def stream(
     seen = [0]
 
     async def counted() -> AsyncIterator[Event]:
-        async for event in merged_sources(sources, rt.clock.now_ms):
+        merged = merged_sources(
+            sources, rt.clock.now_ms, dedupe_capacity=settings.exchanges.dedupe_memory
+        )
+        async for event in merged:
             seen[0] += 1
             yield event
 

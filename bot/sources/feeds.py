@@ -1,11 +1,17 @@
-"""Feed health: which venues the bot can see, and what may not advance while one is blind.
+"""Feeds: every source merged into one stream, and the one book of feed health.
 
-- FeedBook: the last FeedStatus per venue, liquidation arrivals, the rules a blind feed
-  freezes (their clocks do not advance: the detector never reports calm on a dead feed),
-  and the status view (state, silent_s, reconnects, clock skew)
+A feed is one connection liquidations arrive through (a venue's socket, a chain's node); its
+FeedStatus says its state and, in `covers`, the liquidation venues it carries (filled by its
+source: "binance" covers binance-usdm and binance-coinm, a chain feed its lending markets).
+
+- FeedHealth: what `status` shows of one venue socket (counters, skew, last error)
+- ChainHealth: a chain feed's state from its problems and the age of the node's newest block
+- FeedBook: the last FeedStatus per feed, liquidation arrivals, the rules a dead feed freezes
+  (their clocks do not advance: the detector never reports calm on a dead feed), the view
 - tick_rules: Detector.on_tick for the rules that are not frozen
-- merged_sources: every LiveSource as one stream; a source that raises or ends is reported as
-  a blind feed carrying its (redacted) error instead of dying silently
+- MergedSources / merged_sources: THE merge: every LiveSource (venue streams, chains) as one
+  stream, liquidations deduplicated by event id (reconnects and overlapping snapshots re-send),
+  a source that raises or ends reported as blind feeds carrying its (redacted) error
 """
 
 from __future__ import annotations
@@ -13,33 +19,139 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
 
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
-from bot.events import Calm, Event, FeedStatus
+from bot.events import Calm, Event, FeedStatus, Liquidation
 from bot.interfaces import LiveSource
 from bot.logs import redact
+from bot.sources.recording import Dedupe
 from bot.symbols import venue_matches
 
-# A chain feed ("onchain-ethereum") carries the liquidations of the lending protocols on it.
-_ONCHAIN_FAMILIES = ("aave", "compound")
+# ---------------------------------------------------------------------------------------------
+# One feed's health, as its source measures it
+# ---------------------------------------------------------------------------------------------
 
 
-def _related(a: str, b: str) -> bool:
-    """One venue name covers the other ("binance" feed, "binance-usdm" liquidations).
+@dataclass
+class FeedHealth:
+    """What `status` shows per venue socket."""
 
-    A chain feed covers every on-chain protocol venue, whichever chain a rule meant: when in
-    doubt a dead feed freezes a rule, so calm is never reported on what may be a dead feed.
+    venue: str
+    state: str = "connecting"  # connecting | live | blind | reconnecting
+    last_message_ms: int | None = None
+    messages: int = 0
+    liquidations: int = 0
+    skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
+    reconnects: int = 0
+    clock_skew_ms: int | None = None  # min(local receive - venue time) over recent messages
+    last_error: str = ""
+
+
+Problem = Literal["loop", "rpc", "ws"]
+State = Literal["live", "blind", "reconnecting"]
+
+
+class ChainHealth:
+    """The state of one chain's feed; check() says when it changed.
+
+    States, worst first:
+    - `blind`: reading the chain keeps failing (`loop`: the node answers nonsense, a bad key,
+      a bug), or the head is older than `max_head_age_s`: no new block arrived for that long
+      (a stuck node, or no answer at all), or the newest block's own timestamp is that old
+      (a node that advances but lags behind the chain);
+    - `reconnecting`: the node is down or throttling (`rpc`), or the websocket is down (`ws`:
+      eth_getLogs polling meanwhile);
+    - `live`.
+    Pure: the clock is injected, no I/O.
     """
-    if venue_matches(a, b) or venue_matches(b, a):
-        return True
-    for chain, other in ((a, b), (b, a)):
-        if chain.startswith("onchain-") and other.split("-")[0].lower() in _ONCHAIN_FAMILIES:
-            return True
-    return False
+
+    def __init__(
+        self,
+        venue: str,
+        max_head_age_s: float,
+        now_ms: Callable[[], int],
+        covers: tuple[str, ...] = (),
+    ) -> None:
+        self.venue = venue
+        self.covers = covers
+        self.max_head_age_s = max_head_age_s
+        self._now_ms = now_ms
+        self.state: State = "live"
+        self.head: int | None = None
+        self._arrived_s = now_ms() / 1000  # before any head: the age counts from the start
+        self._head_ts_s: float | None = None
+        self._problems: dict[Problem, str] = {}
+
+    def problem(self, key: Problem, detail: str | None) -> None:
+        """Set (detail) or clear (None) one problem."""
+        if detail is None:
+            self._problems.pop(key, None)
+        else:
+            self._problems[key] = detail
+
+    def head_seen(self, number: int, timestamp_s: int) -> None:
+        if self.head is None or number > self.head:
+            self.head = number
+            self._arrived_s = self._now_ms() / 1000
+            self._head_ts_s = float(timestamp_s)
+
+    def ages_s(self) -> tuple[float, float]:
+        """(since the newest block arrived, since its timestamp), never negative."""
+        now_s = self._now_ms() / 1000
+        lag_s = now_s - self._head_ts_s if self._head_ts_s is not None else 0.0
+        return max(0.0, now_s - self._arrived_s), max(0.0, lag_s)
+
+    def seconds_to_stale(self) -> float:
+        """Until the head is too old (<= 0: it is already)."""
+        return self.max_head_age_s - max(self.ages_s())
+
+    def check(self) -> FeedStatus | None:
+        """The new status if the state changed since the last check, else None."""
+        quiet_s, lag_s = self.ages_s()
+        limit = f"max_head_age_s {self.max_head_age_s:g}"
+        state: State
+        if "loop" in self._problems:
+            state, detail = "blind", self._problems["loop"]
+        elif quiet_s > self.max_head_age_s:
+            head = f"last block {self.head}" if self.head is not None else "no block read yet"
+            state = "blind"
+            detail = f"no new block for {quiet_s:.0f}s ({head}; {limit}): node stuck or down"
+        elif lag_s > self.max_head_age_s:
+            state = "blind"
+            detail = (
+                f"the node's newest block {self.head} is {lag_s:.0f}s old ({limit}): "
+                "node lagging (or this machine's clock is off)"
+            )
+        elif self._problems:
+            state, detail = "reconnecting", "; ".join(self._problems.values())
+        else:
+            state, detail = "live", f"block {self.head}, {lag_s:.0f}s old"
+        if state == self.state:
+            return None
+        self.state = state
+        silent_s = max(quiet_s, lag_s)
+        return FeedStatus(
+            self._now_ms(), self.venue, state, silent_s=silent_s, detail=detail, covers=self.covers
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The book: every feed's last status, and what a dead one freezes
+# ---------------------------------------------------------------------------------------------
+
+
+def covers(status: FeedStatus) -> tuple[str, ...]:
+    """The liquidation venues a feed carries (its own name when its source did not say)."""
+    return status.covers or (status.venue,)
+
+
+def _related(token: str, venue: str) -> bool:
+    """One venue name covers the other ("binance" rule or feed, "binance-usdm" liquidations)."""
+    return venue_matches(token, venue) or venue_matches(venue, token)
 
 
 @dataclass
@@ -60,24 +172,31 @@ class FeedBook:
         else:
             feed.status = status
 
+    def feeds_of(self, venue: str) -> list[str]:
+        """The feeds that carry liquidations of `venue`."""
+        return [
+            name
+            for name, feed in self.feeds.items()
+            if any(_related(c, venue) for c in covers(feed.status))
+        ]
+
     def on_liquidation(self, venue: str, now_ms: int) -> None:
-        for name, feed in self.feeds.items():
-            if _related(name, venue):
-                feed.last_seen_ms = now_ms
+        for name in self.feeds_of(venue):
+            self.feeds[name].last_seen_ms = now_ms
 
     def dead(self) -> list[str]:
-        """Venues whose feed is not live (blind, or reconnecting: no data either way)."""
+        """Feeds that are not live (blind, or reconnecting: no data either way)."""
         return [v for v, f in self.feeds.items() if f.status.state != "live"]
 
     def frozen_rules(self) -> set[str]:
         """Rules that count a dead feed; a rule with no venue filter counts every feed."""
-        dead = self.dead()
+        dead = [covers(self.feeds[name].status) for name in self.dead()]
         if not dead:
             return set()
         return {
             r.name
             for r in self.rules
-            if not r.venues or any(_related(t, v) for t in r.venues for v in dead)
+            if not r.venues or any(_related(t, c) for t in r.venues for cs in dead for c in cs)
         }
 
     def view(self, now_ms: int) -> dict[str, dict[str, Any]]:
@@ -107,43 +226,81 @@ def tick_rules(detector: Detector, now_ms: int, frozen: set[str]) -> list[Calm]:
     return detector.on_tick(now_ms, skip=frozen)
 
 
-def source_venues(source: LiveSource) -> list[str]:
-    """The venues a source feeds ("live:binance,bybit" carries two)."""
-    name = source.name
-    if name.startswith("live:"):
-        return [v for v in name.removeprefix("live:").split(",") if v] or [name]
-    return [name]
+# ---------------------------------------------------------------------------------------------
+# The merge
+# ---------------------------------------------------------------------------------------------
 
 
-async def merged_sources(
-    sources: Sequence[LiveSource], now_ms: Callable[[], int], maxsize: int = 10_000
-) -> AsyncGenerator[Event, None]:
-    """Every source's events as one stream, in arrival order; a failed source turns blind."""
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+def source_feeds(source: LiveSource) -> dict[str, tuple[str, ...]]:
+    """Feed -> the venues it covers, of a source (its `feed_covers`, else its own name)."""
+    feeds = getattr(source, "feed_covers", None)
+    return dict(feeds) if feeds else {source.name: ()}
 
-    async def pump(src: LiveSource) -> None:
+
+class MergedSources:
+    """Every source's events as one stream (a LiveSource), in arrival order."""
+
+    def __init__(
+        self,
+        sources: Sequence[LiveSource],
+        now_ms: Callable[[], int],
+        *,
+        dedupe_capacity: int = 50_000,
+        maxsize: int = 10_000,
+    ) -> None:
+        self.sources = list(sources)
+        self.name = ",".join(s.name for s in self.sources)
+        self.now_ms = now_ms
+        self.dedupe = Dedupe(dedupe_capacity)
+        self.maxsize = maxsize
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self.maxsize)
+
+        async def pump(src: LiveSource) -> None:
+            try:
+                async for event in src.events():
+                    if (
+                        isinstance(event, Liquidation)
+                        and event.event_id is not None
+                        and self.dedupe.seen(event.event_id)
+                    ):
+                        continue
+                    await queue.put(event)
+                detail = "source stopped: its stream ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # chain-id mismatch, exchange down, bad keys: say it, go on
+                detail = redact(f"source stopped: {type(exc).__name__}: {exc}")
+            logger.error("source {} is blind: {}", src.name, detail)
+            for feed, covered in source_feeds(src).items():
+                status = FeedStatus(self.now_ms(), feed, "blind", detail=detail, covers=covered)
+                await queue.put(status)
+
+        tasks = [asyncio.create_task(pump(s), name=f"source-{s.name}") for s in self.sources]
         try:
-            async for event in src.events():
-                await queue.put(event)
-            detail = "source stopped: its stream ended"
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # chain-id mismatch, exchange down, bad keys: say it, go on
-            detail = redact(f"source stopped: {type(exc).__name__}: {exc}")
-        logger.error("source {} is blind: {}", src.name, detail)
-        for venue in source_venues(src):
-            await queue.put(FeedStatus(now_ms(), venue, "blind", detail=detail))
+            while True:
+                yield await queue.get()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
 
-    tasks = [asyncio.create_task(pump(s), name=f"source-{s.name}") for s in sources]
-    try:
-        while True:
-            yield await queue.get()
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for s in sources:
+    async def close(self) -> None:
+        for s in self.sources:
             try:
                 await s.close()
             except Exception as exc:  # closing one source must not keep the others open
                 logger.warning("source {} failed to close: {}", s.name, redact(str(exc)))
+
+
+def merged_sources(
+    sources: Sequence[LiveSource],
+    now_ms: Callable[[], int],
+    maxsize: int = 10_000,
+    dedupe_capacity: int = 50_000,
+) -> AsyncGenerator[Event, None]:
+    """Every source's events as one stream; closing it closes every source."""
+    merged = MergedSources(sources, now_ms, dedupe_capacity=dedupe_capacity, maxsize=maxsize)
+    return merged.events()

@@ -1,15 +1,13 @@
-"""Live liquidation streams through ccxt.pro, merged into one LiveSource.
+"""Live liquidation streams through ccxt.pro: one LiveSource per venue.
 
-Contents:
-- VenueStream: one venue's socket. ccxt.pro dials, subscribes and pings; every raw message
-  is tapped (bot.ccxt.exchange) and parsed by the venue parsers of bot.sources.venues, so
-  USD, sides and OKX's extra details are ours, not ccxt's. Reconnects with exponential
-  backoff and jitter (tenacity), counts reconnects, measures clock skew.
+VenueStream: one venue's socket. ccxt.pro dials, subscribes and pings; every raw message is
+tapped (bot.ccxt.exchange) and parsed by the venue parsers of bot.sources.venues, so USD,
+sides and OKX's extra details are ours, not ccxt's. Reconnects with exponential backoff and
+jitter (tenacity), counts reconnects, measures clock skew, watches for silence (FeedStatus
+blind/live). The streams of several venues (and chains) are merged by bot.sources.feeds.
   binance: watch_liquidations_for_symbols([]) -> `!forceOrder@arr`
   bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
   okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
-- LiveStreams: the merged stream (LiveSource): dedupe by event id across reconnects and
-  venues' overlapping snapshots, a silence watchdog per venue (FeedStatus blind/live).
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
@@ -29,8 +26,9 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from bot.ccxt.exchange import MarketsKeeper, classify_error, describe_error
 from bot.config.venues import VenueConfig
-from bot.events import Event, FeedStatus, Liquidation, PriceTick
-from bot.sources.recording import Dedupe, RawRecorder
+from bot.events import Event, FeedStatus, PriceTick
+from bot.sources.feeds import FeedHealth
+from bot.sources.recording import RawRecorder
 from bot.sources.venues import MalformedMessage, parse_raw_message
 
 Emit = Callable[[Event], None]
@@ -39,21 +37,6 @@ NowMs = Callable[[], int]
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass
-class FeedHealth:
-    """What `status` shows per venue."""
-
-    venue: str
-    state: str = "connecting"  # connecting | live | blind | reconnecting
-    last_message_ms: int | None = None
-    messages: int = 0
-    liquidations: int = 0
-    skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
-    reconnects: int = 0
-    clock_skew_ms: int | None = None  # min(local receive - venue time) over recent messages
-    last_error: str = ""
 
 
 def _venue_time_ms(msg: dict[str, Any]) -> int | None:
@@ -94,6 +77,8 @@ class VenueStream:
         reconnect_initial_s: float = 0.2,
     ) -> None:
         self.venue = venue
+        self.name = venue
+        self.feed_covers = {venue: (venue,)}  # "binance" carries binance-usdm and -coinm
         self.exchange = exchange
         self.cfg = cfg
         self.emit = emit
@@ -105,6 +90,7 @@ class VenueStream:
         self.markets = MarketsKeeper(exchange, cfg.markets_refresh_s)
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
+        self._tasks: list[asyncio.Task[None]] = []
         exchange.raw_sink = self.on_raw
 
     # --- raw messages ----------------------------------------------------------------------
@@ -257,6 +243,7 @@ class VenueStream:
             reconnects=self.health.reconnects,
             clock_skew_ms=self.health.clock_skew_ms,
             detail=detail,
+            covers=self.feed_covers[self.venue],
         )
 
     def check_silence(self, started_ms: int) -> None:
@@ -272,82 +259,49 @@ class VenueStream:
         ):
             self._set_state("live", "messages again")
 
-    async def close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
-        with contextlib.suppress(Exception):
-            await self.exchange.close()
-
-
-class LiveStreams:
-    """Several venues merged into one stream of Liquidation and FeedStatus events."""
-
-    def __init__(
-        self,
-        streams: Sequence[VenueStream],
-        *,
-        dedupe_capacity: int = 50_000,
-        watchdog_period_s: float | None = None,
-        now_ms: NowMs = wall_ms,
-    ) -> None:
-        self.streams = list(streams)
-        self.name = "live:" + ",".join(s.venue for s in self.streams)
-        self.dedupe = Dedupe(dedupe_capacity)
-        self.now_ms = now_ms
-        shortest = min((s.cfg.silence_s for s in self.streams), default=1.0)
-        self.watchdog_period_s = watchdog_period_s or min(1.0, shortest / 4)
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        for s in self.streams:
-            s.emit = self._emit
-
-    def _emit(self, event: Event) -> None:
-        if (
-            isinstance(event, Liquidation)
-            and event.event_id is not None
-            and self.dedupe.seen(event.event_id)
-        ):
-            return
-        self._queue.put_nowait(event)
-
-    def status(self) -> list[FeedHealth]:
-        return [s.health for s in self.streams]
-
-    def start(self) -> None:
-        if self._tasks:
-            return
-        for s in self.streams:
-            self._tasks.append(asyncio.create_task(self._run(s), name=f"stream-{s.venue}"))
-        self._tasks.append(asyncio.create_task(self._watchdog(), name="stream-watchdog"))
-
-    async def _run(self, stream: VenueStream) -> None:
+    # --- LiveSource -------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[Event]:
+        """Liquidations, marks and status changes of this venue, until close()."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.emit = queue.put_nowait
+        self._tasks = [
+            asyncio.create_task(self._run_stopping_blind(), name=f"stream-{self.venue}"),
+            asyncio.create_task(self._watchdog(), name=f"watchdog-{self.venue}"),
+        ]
         try:
-            await stream.run()
+            while True:
+                yield await queue.get()
+        finally:
+            await self._stop_tasks()
+
+    async def _run_stopping_blind(self) -> None:
+        try:
+            await self.run()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # configuration errors (unknown symbol) end that venue only
-            logger.error("{}: stream stopped: {}", stream.venue, describe_error(exc))
-            stream.health.last_error = describe_error(exc)
-            stream._set_state("blind", f"stopped: {describe_error(exc)}")
+        except Exception as exc:  # configuration errors (unknown symbol) end this venue only
+            logger.error("{}: stream stopped: {}", self.venue, describe_error(exc))
+            self.health.last_error = describe_error(exc)
+            self._set_state("blind", f"stopped: {describe_error(exc)}")
 
     async def _watchdog(self) -> None:
         started_ms = self.now_ms()
+        period_s = min(1.0, self.cfg.silence_s / 4)
         while True:
-            await asyncio.sleep(self.watchdog_period_s)
-            for s in self.streams:
-                s.check_silence(started_ms)
+            await asyncio.sleep(period_s)
+            self.check_silence(started_ms)
 
-    async def events(self) -> AsyncIterator[Event]:
-        self.start()
-        while True:
-            yield await self._queue.get()
-
-    async def close(self) -> None:
+    async def _stop_tasks(self) -> None:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        self._tasks.clear()
-        for s in self.streams:
-            await s.close()
+        self._tasks = []
+
+    async def close(self) -> None:
+        await self._stop_tasks()
+        if self.recorder is not None:
+            self.recorder.close()
+        with contextlib.suppress(Exception):
+            await self.exchange.close()

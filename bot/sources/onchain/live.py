@@ -26,7 +26,7 @@ Design ("the websocket is the doorbell, eth_getLogs is the ledger"):
   goes on; a node down or throttling is `reconnecting` (the range is read again later); any
   other failure of the loop (garbage answers, a bad key, a bug) is `blind` with its reason,
   retried with backoff; a newest block older than `max_head_age_s` is `blind` too
-  (bot.sources.onchain.health). Every reason is scrubbed of URLs (they embed API keys).
+  (bot.sources.feeds.ChainHealth). Every reason is scrubbed of URLs (they embed API keys).
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ from web3.utils.subscriptions import LogsSubscription, NewHeadsSubscription
 from bot.events import FeedStatus, JournalKind, Liquidation
 from bot.interfaces import Journal
 from bot.logs import scrub
+from bot.sources.feeds import ChainHealth
 from bot.sources.onchain.events import LogRef, UndecodableLog, describe_raw, log_ref
-from bot.sources.onchain.health import ChainHealth
 from bot.sources.onchain.history import ChainMismatch, LogReader, RejectedLog
+from bot.sources.onchain.pricing import watched_markets
 from bot.sources.onchain.rpc import RpcError, describe
 
 RECENT_RELEASED = 10_000  # released log keys kept to recognise late websocket copies
@@ -104,7 +105,9 @@ class OnchainSource:
         self._closed = False
         self._failures = 0  # loop failures in a row (backoff)
         self.rejected = 0  # logs left out (malformed or not valuable), journaled
-        self.health = ChainHealth(self.name, self.chain.head_age_limit_s(), now_ms)
+        covered = tuple(sorted({m.venue for m in watched_markets(self.chain).values()}))
+        self.feed_covers = {self.name: covered}  # its lending markets' venues
+        self.health = ChainHealth(self.name, self.chain.head_age_limit_s(), now_ms, covered)
         self._ws_task: asyncio.Task[None] | None = None
         self.ws_connected = asyncio.Event()  # set while subscribed (tests and status)
 
