@@ -49,6 +49,8 @@ class Liquidation:
     event_id: str | None = None
     block_number: int | None = None
     block_hash: str | None = None
+    # local time it arrived (live streams; ts_ms is the venue's); not part of its identity
+    received_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ class FeedStatus:
 
     ts_ms: int
     venue: str
-    state: Literal["live", "blind", "reconnecting"]
+    state: Literal["live", "blind", "reconnecting", "connecting"]
     silent_s: float = 0.0
     reconnects: int = 0
     clock_skew_ms: int | None = None
@@ -463,6 +465,8 @@ class JournalKind(StrEnum):
     ANOMALY = "anomaly"
     CALM = "calm"
     FEED = "feed"
+    LIQUIDATION_STALE = "liquidation_stale"  # a live liquidation too old: counted, not acted on
+    LIQUIDATION_FUTURE = "liquidation_future"  # stamped beyond the future tolerance
     # one action (orchestrator, executor), in the order it meets them
     ACTION_PLANNED = "action_planned"
     ACTION_FAILED = "action_failed"  # the account could not be read: not planned

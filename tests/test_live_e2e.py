@@ -78,6 +78,8 @@ async def test_anomaly_on_stream_sends_reduce_only_order(tmp_path: Path) -> None
         runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
         try:
             await asyncio.wait_for(server.subscribed.wait(), 10)
+            now_ms = time.time_ns() // 1_000_000  # fresh frames: stale ones never trade
+            messages = [_at(m, now_ms + k) for k, m in enumerate(messages)]
             await server.play(messages[:-1])
             await asyncio.sleep(0.2)
             assert server.order_requests() == []  # below the threshold: nothing

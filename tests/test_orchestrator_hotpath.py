@@ -189,6 +189,11 @@ async def test_blind_feed_freezes_the_rules_that_count_it(tmp_path: Path) -> Non
     await orch.tick()
     await orch.notifier.flush()
     calms = [e.rule for e in rec.events if isinstance(e, Calm)]
+    assert calms == ["byb"]  # back, but not live for the rules' whole interval yet (issue 15)
+    await clock.advance_to(200_500 + 120_000)  # live again for a whole escalation window
+    await orch.tick()
+    await orch.notifier.flush()
+    calms = [e.rule for e in rec.events if isinstance(e, Calm)]
     assert sorted(calms) == ["all", "bin", "byb"]
     await orch.finish()
     states = [e["payload"]["state"] for e in orch.journal.find(kinds=["feed"])]

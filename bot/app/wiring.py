@@ -34,6 +34,7 @@ from bot.notify.background import EXIT_DELIVERY_S
 from bot.notify.console import ConsoleNotifier
 from bot.risk import RiskGate
 from bot.secrets import Secrets
+from bot.sources.feeds import FeedBook
 
 Mode = Literal["replay", "paper", "live"]
 APPROVAL_CHANNELS = ("auto", "console", "telegram")
@@ -248,6 +249,13 @@ def build(
         checkpoint_every=settings.journal.checkpoint_every_events,
         settle=settle,
         rewinds=mode == "replay",
+        feeds=FeedBook(
+            settings.rules,
+            max_event_age_s=settings.exchanges.max_event_age_s,
+            future_tolerance_s=settings.exchanges.future_tolerance_s,
+            skew_alert_s=settings.exchanges.clock_skew_alert_s,
+            flap_hold_s=settings.exchanges.feed_alert_hold_s,
+        ),
     )
     if (tg := extras.get("telegram")) is not None:
         from bot.app.telegram_control import RuntimeControl  # charts load matplotlib: slow

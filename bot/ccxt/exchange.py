@@ -175,6 +175,8 @@ def make_exchange(
             "warnOnFetchOpenOrdersWithoutSymbol": False,  # the broker reads all symbols at once
             # a signed request the venue refuses after this: bounds when a lost create can land
             "recvWindow": int(cfg.recv_window_ms),
+            # a socket that accepts TCP and never answers the upgrade: a timeout, reconnecting
+            "ws": {"connectionTimeout": int(cfg.connect_timeout_s * 1000)},
         },
         **credentials(venue, secrets),
     }

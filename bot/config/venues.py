@@ -94,6 +94,9 @@ class VenueConfig(BaseModel):
     endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
     markets_refresh_s: float = Field(default=86_400.0, gt=0, description="reload markets")
     request_timeout_s: float = Field(default=10.0, gt=0, description="one REST call, at most")
+    connect_timeout_s: float = Field(
+        default=10.0, ge=1, description="websocket connect + handshake, at most (then reconnect)"
+    )
     recv_window_ms: int = Field(
         default=5_000,
         gt=0,
@@ -149,6 +152,21 @@ class ExchangesConfig(BaseModel):
     )
     record_max_bytes: int = Field(default=50_000_000, gt=0, description="rotate files at this")
     dedupe_memory: int = Field(default=50_000, gt=0, description="event ids remembered")
+    max_event_age_s: float = Field(
+        default=60.0, gt=0, description="a live liquidation older than this (venue time vs "
+        "local receive time) is journaled and counted, never acted on",
+    )  # fmt: skip
+    future_tolerance_s: float = Field(
+        default=5.0, ge=0, description="a live liquidation stamped further ahead is refused too"
+    )
+    clock_skew_alert_s: float = Field(
+        default=5.0, gt=0, description="alert when every recent liquidation of a venue is "
+        "skewed by more than this",
+    )  # fmt: skip
+    feed_alert_hold_s: float = Field(
+        default=30.0, ge=0, description="a feed back after a down alert is told once it held "
+        "this long (flaps meanwhile are summed up, each journaled)",
+    )  # fmt: skip
     reconnect_max_s: float = Field(default=30.0, gt=0, description="longest reconnect backoff")
 
     @model_validator(mode="after")

@@ -90,6 +90,7 @@ class Orchestrator:
         checkpoint_every: int = 200,
         settle: Callable[[], Awaitable[None]] | None = None,
         rewinds: bool = False,
+        feeds: FeedBook | None = None,
     ) -> None:
         self.session = session
         self.detector = detector
@@ -111,7 +112,7 @@ class Orchestrator:
         self._cursor: dict[str, Any] | None = None
         self._driven: set[str] = set()  # actions spawned by this process
         self.counters = Counters()
-        self.feeds = FeedBook(detector.rules)
+        self.feeds = feeds or FeedBook(detector.rules)
         self.state = StateStore(
             session, journal, detector, self.risk, self.paper, baseline, clock, rewinds
         )
@@ -139,7 +140,9 @@ class Orchestrator:
 
     async def _handle(self, event: Event) -> None:
         self.counters.events += 1
-        if isinstance(event, Liquidation):
+        if isinstance(event, Liquidation) and await self._refused(event):
+            pass  # too old or from the future: journaled and counted, never acted on
+        elif isinstance(event, Liquidation):
             self.counters.liquidations += 1
             self.feeds.on_liquidation(event.venue, self.clock.now_ms())
             out = self.detector.on_liquidation(event)
@@ -154,11 +157,24 @@ class Orchestrator:
             await self._on_price(event)
             await self._tick(event.ts_ms)
         elif isinstance(event, FeedStatus):
-            self.feeds.on_status(event)
+            told = self.feeds.on_status(event)  # every change journaled, alerts debounced
             self._log(JournalKind.FEED, event)
-            await self.notifier.notify(event)
+            for alert in told:
+                await self.notifier.notify(alert)
         if self.counters.events % self.checkpoint_every == 0:
             self.checkpoint()
+
+    async def _refused(self, liq: Liquidation) -> bool:
+        """A live liquidation too old or from the future: journaled, counted, no action."""
+        refused = self.feeds.admit(liq)
+        for alert in self.feeds.skew_alerts(self.clock.now_ms()):
+            self._log(JournalKind.FEED, alert)
+            await self.notifier.notify(alert)
+        if refused is None:
+            return False
+        kind, reason = refused
+        self._log(JournalKind(f"liquidation_{kind}"), liq, reason=reason)
+        return True
 
     async def run(self, events: AsyncIterator[Event]) -> None:
         """Handle every event; on cancel (Ctrl-C) stop the actions and checkpoint, then re-raise."""
@@ -425,7 +441,9 @@ class Orchestrator:
             await self._tick(self.clock.now_ms())
 
     async def _tick(self, now_ms: int) -> None:
-        for calm in tick_rules(self.detector, now_ms, self.feeds.frozen_rules()):
+        for alert in self.feeds.due(now_ms):
+            await self.notifier.notify(alert)
+        for calm in tick_rules(self.detector, now_ms, self.feeds.frozen_rules(now_ms)):
             await self._respond(calm)
 
     def expire_approvals(self) -> int:

@@ -7,7 +7,8 @@ source: "binance" covers binance-usdm and binance-coinm, a chain feed its lendin
 - FeedHealth: what `status` shows of one venue socket (counters, skew, last error)
 - ChainHealth: a chain feed's state from its problems and the age of the node's newest block
 - FeedBook: the last FeedStatus per feed, liquidation arrivals, the rules a dead feed freezes
-  (their clocks do not advance: the detector never reports calm on a dead feed), the view
+  (their clocks do not advance: the detector never reports calm on a dead feed), debounced
+  alerts, stale/future liquidations refused and counted, persistent clock skews, the view
 - tick_rules: Detector.on_tick for the rules that are not frozen
 - MergedSources / merged_sources: THE merge: every LiveSource (venue streams, chains) as one
   stream, liquidations deduplicated by event id (reconnects and overlapping snapshots re-send),
@@ -17,8 +18,9 @@ source: "binance" covers binance-usdm and binance-coinm, a chain feed its lendin
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from loguru import logger
@@ -42,7 +44,8 @@ class FeedHealth:
 
     venue: str
     state: str = "connecting"  # connecting | live | blind | reconnecting
-    last_message_ms: int | None = None
+    last_message_ms: int | None = None  # the last liquidation message
+    last_frame_ms: int | None = None  # the last frame of any kind (data, ack, pong)
     messages: int = 0
     liquidations: int = 0
     skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
@@ -154,24 +157,104 @@ def _related(token: str, venue: str) -> bool:
     return venue_matches(token, venue) or venue_matches(venue, token)
 
 
+DOWN_STATES = ("blind", "reconnecting")  # a feed that is not live and not just starting
+
+
 @dataclass
 class _Feed:
     status: FeedStatus
     last_seen_ms: int | None = None  # local time of the last liquidation of this venue
+    live_since_ms: int | None = None  # None: not live now
+    alerted: str = ""  # what people were last told: "" (nothing yet), "up" or "down"
+    back_since_ms: int | None = None  # live again after a "down" alert, not yet told
+    flaps: int = 0  # times it went down again before the "back" alert
+    down_since_ms: int | None = None  # when people were told it went down
+    stale: int = 0  # liquidations older than max_event_age_s (journaled, not acted on)
+    future: int = 0  # liquidations stamped beyond the future tolerance
+    skews_ms: deque[int] = field(default_factory=lambda: deque(maxlen=SKEW_SAMPLES))
+    skew_alerted: bool = False
+
+
+SKEW_SAMPLES = 20  # liquidations a clock skew must persist over before it is alerted
+SKEW_MIN_SAMPLES = 5
 
 
 class FeedBook:
-    def __init__(self, rules: Sequence[RuleConfig]) -> None:
+    """Every feed's last status (fed by every source through the merge) and what follows.
+
+    - a rule is frozen (no calm, no drain) unless every feed it counts has been live for the
+      rule's whole interval (its window, or escalation window if longer);
+    - people are told once when a feed goes down and once when it is back (after it stayed
+      live for `flap_hold_s`, with how often it flapped meanwhile); every change is journaled;
+    - a live venue liquidation older than `max_event_age_s`, or stamped more than
+      `future_tolerance_s` ahead, is refused (counted; the orchestrator journals it);
+    - a venue whose every recent liquidation is skewed by more than `skew_alert_s` is alerted.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[RuleConfig],
+        *,
+        max_event_age_s: float = 60.0,
+        future_tolerance_s: float = 5.0,
+        skew_alert_s: float = 5.0,
+        flap_hold_s: float = 30.0,
+    ) -> None:
         self.rules = list(rules)
         self.feeds: dict[str, _Feed] = {}
+        self.max_event_age_ms = round(max_event_age_s * 1000)
+        self.future_tolerance_ms = round(future_tolerance_s * 1000)
+        self.skew_alert_ms = round(skew_alert_s * 1000)
+        self.flap_hold_ms = round(flap_hold_s * 1000)
 
-    def on_status(self, status: FeedStatus) -> None:
+    # -- statuses -------------------------------------------------------------------------------
+    def on_status(self, status: FeedStatus) -> list[FeedStatus]:
+        """Record a status; return what people should be told of it now (debounced)."""
         feed = self.feeds.get(status.venue)
         if feed is None:
-            self.feeds[status.venue] = _Feed(status)
-        else:
-            feed.status = status
+            feed = self.feeds[status.venue] = _Feed(status)
+        feed.status = status
+        if status.state == "live":
+            if feed.live_since_ms is None:
+                feed.live_since_ms = status.ts_ms
+            if feed.alerted == "down":
+                feed.back_since_ms = status.ts_ms  # told once it has held
+                return []
+            if feed.alerted == "":
+                feed.alerted = "up"
+                return [status]
+            return []
+        feed.live_since_ms = None
+        if status.state not in DOWN_STATES:
+            return []  # connecting: nothing to tell yet
+        if feed.alerted == "down":
+            if feed.back_since_ms is not None:
+                feed.flaps += 1  # down again before the "back" alert: counted, not told
+                feed.back_since_ms = None
+            return []
+        feed.alerted, feed.down_since_ms, feed.flaps = "down", status.ts_ms, 0
+        return [status]
 
+    def due(self, now_ms: int) -> list[FeedStatus]:
+        """ "Back" alerts of feeds that stayed live for `flap_hold_s` since they came back."""
+        out = []
+        for feed in self.feeds.values():
+            back = feed.back_since_ms
+            if back is None or now_ms - back < self.flap_hold_ms:
+                continue
+            s = feed.status
+            detail = s.detail
+            if feed.flaps:
+                down_ms = back - (feed.down_since_ms or back)
+                detail = (
+                    f"{detail}; flapped {feed.flaps} time(s) in {down_ms / 1000:.0f}s "
+                    f"before holding for {self.flap_hold_ms / 1000:g}s"
+                ).lstrip("; ")
+            out.append(replace(s, ts_ms=now_ms, detail=detail))
+            feed.alerted, feed.back_since_ms, feed.flaps = "up", None, 0
+        return out
+
+    # -- liquidations ---------------------------------------------------------------------------
     def feeds_of(self, venue: str) -> list[str]:
         """The feeds that carry liquidations of `venue`."""
         return [
@@ -184,20 +267,72 @@ class FeedBook:
         for name in self.feeds_of(venue):
             self.feeds[name].last_seen_ms = now_ms
 
+    def admit(self, liq: Liquidation) -> tuple[str, str] | None:
+        """None if `liq` may be acted on, else (kind, reason): "stale" or "future".
+
+        Only events stamped with a receive time (live venue streams) are judged: a replay
+        keeps the tape's own time, and a chain releases at its confirmation depth."""
+        if liq.received_ms is None:
+            return None
+        skew_ms = liq.received_ms - liq.ts_ms
+        feeds = [self.feeds[n] for n in self.feeds_of(liq.venue)]
+        for feed in feeds:
+            feed.skews_ms.append(skew_ms)
+        if skew_ms > self.max_event_age_ms:
+            for feed in feeds:
+                feed.stale += 1
+            limit = f"max_event_age_s {self.max_event_age_ms / 1000:g}"
+            return "stale", f"{liq.venue} liquidation {skew_ms:,} ms old ({limit})"
+        if -skew_ms > self.future_tolerance_ms:
+            for feed in feeds:
+                feed.future += 1
+            limit = f"future tolerance {self.future_tolerance_ms / 1000:g}s"
+            return "future", f"{liq.venue} liquidation stamped {-skew_ms:,} ms ahead ({limit})"
+        return None
+
+    def skew_alerts(self, now_ms: int) -> list[FeedStatus]:
+        """A feed whose recent liquidations are ALL skewed beyond `skew_alert_s`, once."""
+        out = []
+        for name, feed in self.feeds.items():
+            skews = feed.skews_ms
+            if len(skews) < SKEW_MIN_SAMPLES:
+                continue
+            low, high = min(skews), max(skews)
+            skewed = low > self.skew_alert_ms or high < -self.skew_alert_ms
+            if skewed and not feed.skew_alerted:
+                typical = low if low > 0 else high
+                detail = (
+                    f"clock skew: {name}'s last {len(skews)} liquidations are all "
+                    f"{abs(typical):,} ms or more {'behind' if typical > 0 else 'ahead of'} "
+                    "this machine's clock: the venue's clock or this machine's is off"
+                )
+                out.append(replace(feed.status, ts_ms=now_ms, clock_skew_ms=typical, detail=detail))
+            feed.skew_alerted = skewed
+        return out
+
+    # -- rules ----------------------------------------------------------------------------------
     def dead(self) -> list[str]:
-        """Feeds that are not live (blind, or reconnecting: no data either way)."""
+        """Feeds that are not live (blind, reconnecting, connecting: no data either way)."""
         return [v for v, f in self.feeds.items() if f.status.state != "live"]
 
-    def frozen_rules(self) -> set[str]:
-        """Rules that count a dead feed; a rule with no venue filter counts every feed."""
-        dead = [covers(self.feeds[name].status) for name in self.dead()]
-        if not dead:
-            return set()
-        return {
-            r.name
-            for r in self.rules
-            if not r.venues or any(_related(t, c) for t in r.venues for cs in dead for c in cs)
-        }
+    def frozen_rules(self, now_ms: int | None = None) -> set[str]:
+        """Rules that count a feed that is dead (or, given `now_ms`, was dead at any time of the
+        rule's interval); a rule with no venue filter counts every feed."""
+        frozen = set()
+        for rule in self.rules:
+            interval_ms = max(rule.window_ms, rule.escalation_window_ms)
+            for feed in self.feeds.values():
+                since = feed.live_since_ms
+                whole = since is not None and (now_ms is None or since <= now_ms - interval_ms)
+                if whole:
+                    continue
+                counted = not rule.venues or any(
+                    _related(t, c) for t in rule.venues for c in covers(feed.status)
+                )
+                if counted:
+                    frozen.add(rule.name)
+                    break
+        return frozen
 
     def view(self, now_ms: int) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -215,6 +350,8 @@ class FeedBook:
                 "clock_skew_ms": s.clock_skew_ms,
                 "detail": s.detail,
                 "since_ms": s.ts_ms,
+                "stale": feed.stale,
+                "future": feed.future,
             }
         return out
 

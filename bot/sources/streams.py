@@ -17,6 +17,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -90,16 +91,22 @@ class VenueStream:
         self.markets = MarketsKeeper(exchange, cfg.markets_refresh_s)
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
+        self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
         exchange.raw_sink = self.on_raw
 
     # --- raw messages ----------------------------------------------------------------------
     def on_raw(self, message: Any) -> None:
         """Called by ccxt for every decoded message, before ccxt's own handling."""
+        now = self.now_ms()
+        self.health.last_frame_ms = now
+        self._session_frames += 1
         if not isinstance(message, dict):
-            return  # OKX "pong" and the like
+            self._heard("heartbeat")  # OKX "pong" and the like
+            return
         if message.get("e") == "markPriceUpdate":
             self._mark_price(message)
+            self._set_state("live", "data flowing")
             return
         if self.recorder is not None:
             self.recorder.write(message)
@@ -112,8 +119,8 @@ class VenueStream:
             return
         self.health.skipped += len(errors)
         if not events:
+            self._heard("subscription acknowledged, then a frame")
             return
-        now = self.now_ms()
         self.health.messages += 1
         self.health.last_message_ms = now
         venue_ms = _venue_time_ms(message)
@@ -125,7 +132,14 @@ class VenueStream:
                 self.health.skipped += 1  # e.g. COIN-M on the USD-M socket (venues.md)
                 continue
             self.health.liquidations += 1
-            self.emit(liq)
+            self.emit(replace(liq, received_ms=now))
+        self._set_state("live", "data flowing")
+
+    def _heard(self, detail: str) -> None:
+        """A control frame (ack, pong): live once the subscription was answered and the
+        socket still speaks after it; it keeps a live feed live."""
+        if self._session_frames >= 2:
+            self._set_state("live", detail)
 
     def _mark_price(self, msg: dict[str, Any]) -> None:
         """Binance `<sym>@markPrice@1s` -> PriceTick (what the paper broker fills at)."""
@@ -168,6 +182,7 @@ class VenueStream:
         ex = self.exchange
         symbols = self._symbols()
         self._sessions += 1
+        self._session_frames = 0
         watches: list[Callable[[], Any]] = []
         if self.venue == "binance":
             watches = [partial(ex.watch_liquidations_for_symbols, symbols)]
@@ -188,7 +203,7 @@ class VenueStream:
                 watches.append(partial(ex.watch_multiple, url, ["liquidations"], request, hashes))
         else:
             raise ValueError(f"{self.venue}: no liquidation stream through ccxt")
-        self._set_state("live" if self.health.state != "blind" else "blind", "subscribed")
+        # not live yet: a subscription sent says nothing; the first frame will
         await asyncio.gather(*(self._keep_watching(w) for w in watches))
 
     @staticmethod
@@ -228,12 +243,11 @@ class VenueStream:
         if state == self.health.state:
             return
         self.health.state = state
-        if state in ("live", "blind", "reconnecting"):
-            self.emit(self.status_event(detail))
+        self.emit(self.status_event(detail))
 
     def status_event(self, detail: str = "") -> FeedStatus:
         now = self.now_ms()
-        last = self.health.last_message_ms
+        last = self.health.last_frame_ms
         silent_s = (now - last) / 1000 if last is not None else 0.0
         return FeedStatus(
             ts_ms=now,
@@ -247,23 +261,23 @@ class VenueStream:
         )
 
     def check_silence(self, started_ms: int) -> None:
-        """Blind if nothing arrived for `silence_s` (since start if never); live again on data."""
+        """Blind if no frame (data or heartbeat) arrived for `silence_s` (since start if never);
+        live again comes with the next frame (on_raw)."""
         now = self.now_ms()
-        last = self.health.last_message_ms if self.health.last_message_ms is not None else None
-        since = last if last is not None else started_ms
+        last = self.health.last_frame_ms
+        since = last if last is not None and last >= started_ms else started_ms
         silent = (now - since) / 1000 >= self.cfg.silence_s
         if silent and self.health.state != "blind":
-            self._set_state("blind", f"no liquidation message for {self.cfg.silence_s:g}s")
-        elif (
-            not silent and self.health.state == "blind" and last is not None and last >= started_ms
-        ):
-            self._set_state("live", "messages again")
+            self._set_state(
+                "blind", f"no liquidation message or heartbeat for {self.cfg.silence_s:g}s"
+            )
 
     # --- LiveSource -------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[Event]:
         """Liquidations, marks and status changes of this venue, until close()."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self.emit = queue.put_nowait
+        self.emit(self.status_event("dialling"))  # known to the book, not live: rules wait
         self._tasks = [
             asyncio.create_task(self._run_stopping_blind(), name=f"stream-{self.venue}"),
             asyncio.create_task(self._watchdog(), name=f"watchdog-{self.venue}"),
