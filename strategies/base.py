@@ -69,6 +69,9 @@ class Plan:
     summary: str
     ladder_target: TradingState | None = None
     page_humans: bool = False
+    # what the planner needed and did not have ("no price for BTCUSDT"): the engine marks an
+    # action that plans nothing for lack of data `failed`, never "nothing to do"
+    missing: tuple[str, ...] = ()
 
 
 class Strategy(Protocol):

@@ -126,7 +126,8 @@ class Hedge:
         target_usd = min(1.0, p.hedge_ratio * p.beta) * net_usd
         price = price_of(ctx, p.instrument_symbol)
         if price is None:
-            return Plan((), f"hedge: no price for {p.instrument_symbol}; nothing planned")
+            why = f"no price for {p.instrument_symbol}"
+            return Plan((), f"hedge: {why}; nothing planned", missing=(why,))
         if p.mode == "puts":
             return self._puts(ctx, p, target_usd, price)
         book = ctx.portfolio

@@ -61,6 +61,7 @@ class ReduceExposure:
         p = params_as(params, ReduceExposureParams)
         prices: dict[str, float] = {}
         eligible: list[Position] = []
+        missing: list[str] = []
         sides = sides_to_protect(ctx.trigger, p.sides)
         for pos in ctx.portfolio.positions:
             if pos.instrument == "option" or (p.symbols and pos.symbol not in p.symbols):
@@ -68,12 +69,16 @@ class ReduceExposure:
             if pos.side not in sides:
                 continue  # a short squeeze does not threaten a long book: leave it
             price = price_of(ctx, pos.symbol, pos)
+            if price is None and pos.size > 0:
+                missing.append(f"no price for {pos.symbol}")
             if price is None or pos.size <= 0:
                 continue
             prices[pos.symbol] = price
             eligible.append(pos)
         gross_usd = sum(pos.size * prices[pos.symbol] for pos in eligible)
         target_usd = p.fraction * gross_usd
+        if target_usd <= 0 and missing:
+            return Plan((), f"reduce_exposure: {'; '.join(missing)}", missing=tuple(missing))
         if target_usd <= 0:
             return Plan(
                 intents=(),
@@ -133,4 +138,6 @@ class ReduceExposure:
         )
         if skipped:
             summary += f"; {skipped} position(s) below min_order_usd skipped"
-        return Plan(intents=tuple(intents), summary=summary)
+        if missing:
+            summary += f"; {'; '.join(missing)}: not cut"
+        return Plan(intents=tuple(intents), summary=summary, missing=tuple(missing))

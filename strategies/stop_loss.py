@@ -69,6 +69,7 @@ class StopLoss:
         p = params_as(params, StopLossParams)
         intents: list[OrderIntent] = []
         closed = placed = kept = 0
+        missing: list[str] = []
 
         def cancel(order: OpenOrder, why: str) -> None:
             intents.append(cancel_intent(order, why))
@@ -77,6 +78,8 @@ class StopLoss:
             if pos.instrument == "option" or (p.symbols and pos.symbol not in p.symbols):
                 continue
             price = price_of(ctx, pos.symbol, pos)
+            if price is None and pos.size > 0:
+                missing.append(f"no price for {pos.symbol}")
             if price is None or pos.size <= 0:
                 continue
             stops = _stops_of(pos, ctx.portfolio.open_orders)
@@ -133,4 +136,6 @@ class StopLoss:
             f"stop_loss: {placed} stop(s) placed or tightened at {p.distance:.2%}, "
             f"{kept} tighter stop(s) kept, {closed} position(s) closed near liquidation"
         )
-        return Plan(intents=number_legs(intents), summary=summary)
+        if missing:
+            summary += f"; {'; '.join(missing)}: not protected"
+        return Plan(intents=number_legs(intents), summary=summary, missing=tuple(missing))

@@ -17,7 +17,7 @@ from bot.app.gate import Echo, live_gate
 from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
 from bot.ccxt.exchange import credentials, make_exchange
 from bot.config.settings import Settings
-from bot.config.venues import config_venue
+from bot.config.venues import STREAM_VENUES, config_venue, enabled_stream_venues
 from bot.engine import ids
 from bot.events import JournalKind, OrderIntent, journaled_outcome_unknown
 from bot.interfaces import LiveSource
@@ -25,7 +25,6 @@ from bot.secrets import Secrets
 from bot.sources.recording import RawRecorder
 from bot.sources.streams import VenueStream
 
-STREAM_VENUES = ("binance", "bybit", "okx")
 _KEY_VARS = {
     "binance": "LIQGUARD_BINANCE_API_KEY and LIQGUARD_BINANCE_API_SECRET",
     "bybit": "LIQGUARD_BYBIT_API_KEY and LIQGUARD_BYBIT_API_SECRET",
@@ -39,21 +38,23 @@ class LiveSetupError(ValueError):
 
 
 def venue_names(names: Sequence[str] | str | None, settings: Settings) -> list[str]:
-    """Normalise `--source binance,bybit,okx` (empty: every enabled venue that streams)."""
+    """Normalise `--source binance,bybit,okx` (empty: every enabled venue that streams);
+    a venue turned off (`enabled: false`) is refused, never streamed behind the user's back."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     if not names:
-        return [
-            v
-            for v in STREAM_VENUES
-            if v in settings.exchanges.venues and settings.exchanges.venues[v].enabled
-        ]
+        return enabled_stream_venues(settings.exchanges)
     out = []
     for raw in names:
         name = config_venue(raw)
         if name not in STREAM_VENUES:
             known = ", ".join(STREAM_VENUES)
             raise LiveSetupError(f"unknown live source {raw!r}; known: {known}")
+        if not settings.exchanges.venue(name).enabled:
+            raise LiveSetupError(
+                f"--source {raw}: exchanges.venues.{name}.enabled is false; "
+                f"set it to true or leave {name} out of --source"
+            )
         if name not in out:
             out.append(name)
     return out

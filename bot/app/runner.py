@@ -28,6 +28,7 @@ from bot.clock import SimClock
 from bot.config.errors import ConfigError
 from bot.config.paper import load_account
 from bot.config.settings import Settings
+from bot.config.venues import enabled_stream_venues
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.summary import Summary, summarize
 from bot.events import Event, Liquidation, PriceTick
@@ -41,7 +42,6 @@ from bot.sources.replay import Replayed, merge, parse_speed, replay_events, spee
 from bot.sources.validate import TapeError
 
 Tone = Literal["info", "dim", "bold", "warn", "error"]
-DEFAULT_STREAMS = "binance,bybit,okx"
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,19 @@ def prepare_replay(
 
 
 def stream_names(settings: Settings, source: str | None) -> list[str]:
-    """`--source a,b` or, without it, the default venues (none when only chains are watched)."""
-    default = "" if settings.chains else DEFAULT_STREAMS
-    return [s.strip() for s in (source or default).split(",") if s.strip()]
+    """`--source a,b` or, without it, the enabled venues (none when only chains are watched)."""
+    if source:
+        return [s.strip() for s in source.split(",") if s.strip()]
+    if settings.chains:
+        return []
+    names = enabled_stream_venues(settings.exchanges)
+    if not names:
+        raise Refused(
+            "every venue is disabled (exchanges.venues.<name>.enabled: false) and no chain is "
+            "configured: enable one, or name one with --source",
+            2,
+        )
+    return names
 
 
 def check_switches(settings: Settings, live: bool) -> None:

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 VenueName = Literal["binance", "bybit", "okx", "deribit"]
 
+# the venues whose liquidations can be streamed, in the order `run` lists them
+STREAM_VENUES = ("binance", "bybit", "okx")
+
+
 # ccxt class per venue: USD-M futures on Binance; the others are one class each.
 CCXT_IDS: dict[str, str] = {
     "binance": "binanceusdm",
@@ -180,3 +184,9 @@ class ExchangesConfig(BaseModel):
     def venue(self, name: str) -> VenueConfig:
         """The config of a venue; a venue not listed gets the defaults."""
         return self.venues.get(name, VenueConfig())  # type: ignore[call-overload]
+
+
+def enabled_stream_venues(exchanges: ExchangesConfig) -> list[str]:
+    """The streamable venues listed under exchanges.venues and not `enabled: false`."""
+    listed = exchanges.venues
+    return [v for v in STREAM_VENUES if v in listed and listed[v].enabled]

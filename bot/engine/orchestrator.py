@@ -316,6 +316,12 @@ class Orchestrator:
         action = ids.new_action(aid, trigger, level, spec, plan, now)
         if not action.intents and action.ladder_target is None and not plan.page_humans:
             self._log(JournalKind.ACTION_PLANNED, action, key=ids.plan_key(aid), path=path)
+            if plan.missing:  # it could not act for lack of data: say exactly that
+                status = f"failed: {'; '.join(plan.missing)}"
+                self.executor.end(action, status, plan.summary, flush=False)
+                title = f"Action {spec.config.strategy} {status}"
+                await self.notifier.notify(Notice(now, title, plan.summary, "critical", page=True))
+                return
             self.executor.end(action, "nothing to do", plan.summary, flush=False)
             return
         self._log(
