@@ -205,6 +205,7 @@ class Portfolio:
     positions: tuple[Position, ...] = ()
     open_orders: tuple[OpenOrder, ...] = ()
     prices: dict[str, float] = field(default_factory=dict)
+    unpriced: tuple[str, ...] = ()  # symbols held that have no price yet (not in positions)
 
     @property
     def gross_exposure_usd(self) -> float:

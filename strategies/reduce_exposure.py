@@ -61,7 +61,9 @@ class ReduceExposure:
         p = params_as(params, ReduceExposureParams)
         prices: dict[str, float] = {}
         eligible: list[Position] = []
-        missing: list[str] = []
+        missing = [
+            f"no price for {s}" for s in ctx.portfolio.unpriced if not p.symbols or s in p.symbols
+        ]
         sides = sides_to_protect(ctx.trigger, p.sides)
         for pos in ctx.portfolio.positions:
             if pos.instrument == "option" or (p.symbols and pos.symbol not in p.symbols):

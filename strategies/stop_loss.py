@@ -69,7 +69,9 @@ class StopLoss:
         p = params_as(params, StopLossParams)
         intents: list[OrderIntent] = []
         closed = placed = kept = 0
-        missing: list[str] = []
+        missing = [
+            f"no price for {s}" for s in ctx.portfolio.unpriced if not p.symbols or s in p.symbols
+        ]
 
         def cancel(order: OpenOrder, why: str) -> None:
             intents.append(cancel_intent(order, why))

@@ -397,6 +397,9 @@ class PaperBroker:
             positions=positions,
             open_orders=orders,
             prices=dict(self.prices),
+            unpriced=tuple(
+                sorted(p.symbol for p in self.positions.values() if p.entry_price is None)
+            ),
         )
 
     async def submit(self, intent: OrderIntent, client_id: str) -> OrderResult:

@@ -237,6 +237,8 @@ class VenueStream:
         )
         with contextlib.suppress(Exception):
             await self.exchange.close_ws_clients()  # the next session dials a fresh socket
+        # ccxt keeps its own per-URL dial backoff (up to 30 s): ours (reconnect_max_s) rules
+        self.exchange.ws_dial_backoff = {}
         self._set_state("reconnecting", self.health.last_error)
 
     def _set_state(self, state: str, detail: str = "") -> None:

@@ -7,6 +7,8 @@ Contents:
   and API key checked; Binance error codes (-2019, -2022, -2015, -1022, -2013, -4116)
 - WS: `/market/ws/<n>` and `/ws`: SUBSCRIBE acks; `play()` pushes forceOrder frames to the
   `!forceOrder@arr` subscribers; `drop()` cuts every socket
+- faults: `die()` / `revive()` (a venue that goes down and refuses sockets); see also
+  faults.silent_tcp (accepts, never answers) and faults.restamp (stale or fresh frames)
 - knobs: `delay_next_orders` (accept, then answer late: a timeout after acceptance),
   `slow_next_orders` (take the request, accept it only later: an order still in flight when
   the client gives up; refused, as Binance does, once `timestamp + recvWindow` has passed),
@@ -66,6 +68,7 @@ class LocalBinance(AccountReads):
         self.http_errors: dict[str, list[int]] = {}  # path -> HTTP statuses, before any effect
         self._ids = itertools.count(1000)
         self.sockets: set[web.WebSocketResponse] = set()
+        self.dead = False  # die(): websockets refused until revive()
         self.subscribers: set[web.WebSocketResponse] = set()
         self.mark_subscribers: dict[web.WebSocketResponse, set[str]] = {}  # ws -> btcusdt...
         self.marks_subscribed = asyncio.Event()
@@ -119,7 +122,17 @@ class LocalBinance(AccountReads):
             await ws.close(code=1001, message=b"going away")
         self.subscribers.clear()
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def die(self) -> None:
+        """The venue goes down: every socket cut, every new one refused (503) until revive()."""
+        self.dead = True
+        await self.drop()
+
+    def revive(self) -> None:
+        self.dead = False
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.dead:
+            raise web.HTTPServiceUnavailable(text="venue down")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.sockets.add(ws)
