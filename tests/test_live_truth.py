@@ -239,7 +239,7 @@ async def test_a_disabled_venue_is_not_streamed_and_does_not_block_calm(tmp_path
             }
         )
         assert stream_names(settings, None) == ["binance"]  # `run --live` without --source
-        with pytest.raises(LiveSetupError, match="exchanges.venues.bybit.enabled is false"):
+        with pytest.raises(LiveSetupError, match=r"exchanges\.venues\.bybit\.enabled is false"):
             venue_names("binance,bybit", settings)
         async with running(tmp_path, settings, mode="paper", names=[]) as run:
             await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
