@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
 from bot.events import Calm, FeedStatus, Liquidation
@@ -49,3 +51,42 @@ def test_frozen_rules_do_not_calm_on_ticks() -> None:
     assert all(isinstance(c, Calm) for c in calms)
     levels = {s.rule: s.level for s in det.status()}
     assert levels == {"cex": 1, "aave": 0}
+
+
+def test_a_flapping_feed_is_told_down_once_and_back_once_with_a_summary() -> None:
+    book = FeedBook([RuleConfig(name="all")], flap_hold_s=30)
+    told = []
+    for ts_ms, state in [(0, "connecting"), (1_000, "live"), (2_000, "reconnecting")]:
+        told += book.on_status(FeedStatus(ts_ms, "binance", state))  # type: ignore[arg-type]
+    for k in range(4):  # back and down again, four times in eight seconds
+        told += book.on_status(FeedStatus(3_000 + 2_000 * k, "binance", "live"))
+        told += book.on_status(FeedStatus(4_000 + 2_000 * k, "binance", "reconnecting"))
+    told += book.on_status(FeedStatus(11_000, "binance", "live"))
+    assert book.due(20_000) == []  # not held long enough yet
+    told += book.due(41_000)
+    assert [s.state for s in told] == ["live", "reconnecting", "live"]
+    assert "flapped 4 time(s)" in told[-1].detail
+    assert book.due(90_000) == []  # told once
+
+
+def test_a_rule_calms_only_after_its_feeds_were_live_for_its_whole_interval() -> None:
+    rule = RuleConfig(name="cex", venues=("binance",), window_s=60, escalation_window_s=120)
+    book = FeedBook([rule])
+    book.on_status(FeedStatus(0, "binance", "connecting"))
+    assert book.frozen_rules(500_000) == {"cex"}  # never live
+    book.on_status(FeedStatus(10_000, "binance", "live"))
+    assert book.frozen_rules(100_000) == {"cex"}  # live for 90 s of a 120 s interval
+    assert book.frozen_rules(130_000) == set()
+
+
+def test_stale_and_future_liquidations_are_refused_and_counted() -> None:
+    book = FeedBook([RuleConfig(name="all")], max_event_age_s=60, future_tolerance_s=5)
+    book.on_status(FeedStatus(0, "binance", "live"))
+    liq = Liquidation(1_000_000, "binance-usdm", "BTCUSDT", "long", 1_000.0)
+    assert book.admit(liq) is None  # no receive time: a replay keeps the tape's time
+    assert book.admit(replace(liq, received_ms=1_030_000)) is None
+    stale = book.admit(replace(liq, received_ms=1_061_000))
+    future = book.admit(replace(liq, received_ms=990_000))
+    assert stale is not None and stale[0] == "stale" and "61,000 ms old" in stale[1]
+    assert future is not None and future[0] == "future" and "10,000 ms ahead" in future[1]
+    assert {k: book.view(0)["binance"][k] for k in ("stale", "future")} == {"stale": 1, "future": 1}
