@@ -17,13 +17,20 @@ from bot.app.gate import Echo, live_gate
 from bot.brokers.ccxt_broker import CcxtBroker, Reconciliation
 from bot.ccxt.exchange import credentials, make_exchange
 from bot.config.settings import Settings
-from bot.config.venues import STREAM_VENUES, config_venue, enabled_stream_venues
+from bot.config.venues import (
+    FILE_VENUES,
+    STREAM_VENUES,
+    WS_VENUES,
+    config_venue,
+    enabled_stream_venues,
+)
 from bot.engine import ids
 from bot.events import JournalKind, OrderIntent, journaled_outcome_unknown
 from bot.interfaces import LiveSource
 from bot.secrets import Secrets
 from bot.sources.recording import RawRecorder
 from bot.sources.streams import VenueStream
+from bot.sources.wsclient import NodeFillsStream, WsVenueStream
 
 _KEY_VARS = {
     "binance": "LIQGUARD_BINANCE_API_KEY and LIQGUARD_BINANCE_API_SECRET",
@@ -73,19 +80,36 @@ def create_live_sources(
     """
     del secrets  # public streams; the argument keeps the factories' signatures alike
     ex_cfg = settings.exchanges
-    streams = []
+    streams: list[VenueStream] = []
     for name in venue_names(names, settings):
         cfg = ex_cfg.venue(name)
         if name == "binance":  # the paper account's symbols need live marks to fill at
             held = [p.symbol for p in settings.paper.positions if p.venue == "binance-usdm"]
             wanted = tuple(dict.fromkeys([*cfg.price_symbols, *held]))
             cfg = cfg.model_copy(update={"price_symbols": wanted})
-        exchange = make_exchange(name, cfg, None, (markets or {}).get(name))
         recorder = (
             RawRecorder(ex_cfg.record_dir, name, ex_cfg.record_max_bytes)
             if ex_cfg.record_dir
             else None
         )
+        if name in FILE_VENUES:
+            try:
+                streams.append(NodeFillsStream(cfg, emit=lambda _e: None))
+            except ValueError as exc:
+                raise LiveSetupError(str(exc)) from None
+            continue
+        if name in WS_VENUES:  # not streamed by ccxt: the shared websocket client
+            streams.append(
+                WsVenueStream(
+                    name,
+                    cfg,
+                    emit=lambda _e: None,
+                    recorder=recorder,
+                    reconnect_max_s=ex_cfg.reconnect_max_s,
+                )
+            )
+            continue
+        exchange = make_exchange(name, cfg, None, (markets or {}).get(name))
         streams.append(
             VenueStream(
                 name,

@@ -11,10 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-VenueName = Literal["binance", "bybit", "okx", "deribit"]
+VenueName = Literal["binance", "bybit", "okx", "deribit", "gate", "hyperliquid"]
 
 # the venues whose liquidations can be streamed, in the order `run` lists them
-STREAM_VENUES = ("binance", "bybit", "okx")
+STREAM_VENUES = ("binance", "bybit", "okx", "deribit", "gate", "hyperliquid")
+# streamed by bot.sources.wsclient (aiohttp) or read from a node's files, not through ccxt
+WS_VENUES = ("deribit", "gate")
+FILE_VENUES = ("hyperliquid",)
 
 
 # ccxt class per venue: USD-M futures on Binance; the others are one class each.
@@ -31,6 +34,8 @@ VENUE_LABELS: dict[str, str] = {
     "bybit": "bybit",
     "okx": "okx",
     "deribit": "deribit",
+    "gate": "gate",
+    "hyperliquid": "hyperliquid",
 }
 _ALIASES: dict[str, str] = {"binance-usdm": "binance", "binanceusdm": "binance"}
 
@@ -120,6 +125,19 @@ class VenueConfig(BaseModel):
     map_futures_errors: bool = Field(
         default=True, description="Binance: read -2019 etc. with the futures error table"
     )
+    contract_sizes: dict[str, float] = Field(
+        default_factory=dict,
+        description="Gate: base units per contract (quanto_multiplier) by contract, beyond the "
+        "built-in table; a contract of unknown size is skipped, never guessed",
+    )
+    ping_s: float = Field(
+        default=15.0, gt=0, description="Deribit, Gate: application ping interval (heartbeat)"
+    )
+    fills_path: str | None = Field(
+        default=None,
+        description="Hyperliquid: a node's --write-fills output (a file, or the folder "
+        "node_fills_by_block whose newest file is followed)",
+    )
 
 
 def _default_venues() -> dict[VenueName, VenueConfig]:
@@ -179,6 +197,13 @@ class ExchangesConfig(BaseModel):
             raise ValueError(
                 "options_venue: 'binance' has no options through ccxt; use deribit, okx or bybit"
             )
+        for field_name in ("trading_venue", "options_venue"):
+            chosen = getattr(self, field_name)
+            if chosen is not None and chosen not in CCXT_IDS:
+                raise ValueError(
+                    f"{field_name}: {chosen!r} is a liquidation source only, liqguard does "
+                    f"not trade there; use one of {', '.join(CCXT_IDS)}"
+                )
         return self
 
     def venue(self, name: str) -> VenueConfig:

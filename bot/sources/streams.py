@@ -93,7 +93,8 @@ class VenueStream:
         self._sessions = 0
         self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
-        exchange.raw_sink = self.on_raw
+        if exchange is not None:  # None: a venue read without ccxt (bot.sources.wsclient)
+            exchange.raw_sink = self.on_raw
 
     # --- raw messages ----------------------------------------------------------------------
     def on_raw(self, message: Any) -> None:
@@ -101,10 +102,10 @@ class VenueStream:
         now = self.now_ms()
         self.health.last_frame_ms = now
         self._session_frames += 1
-        if not isinstance(message, dict):
+        if not isinstance(message, dict | list):
             self._heard("heartbeat")  # OKX "pong" and the like
             return
-        if message.get("e") == "markPriceUpdate":
+        if isinstance(message, dict) and message.get("e") == "markPriceUpdate":
             self._mark_price(message)
             self._set_state("live", "data flowing")
             return
@@ -123,7 +124,7 @@ class VenueStream:
             return
         self.health.messages += 1
         self.health.last_message_ms = now
-        venue_ms = _venue_time_ms(message)
+        venue_ms = _venue_time_ms(message) if isinstance(message, dict) else None
         if venue_ms is not None:
             self._skews.append(now - venue_ms)
             self.health.clock_skew_ms = min(self._skews)
@@ -235,10 +236,11 @@ class VenueStream:
             kind,
             self.health.reconnects,
         )
-        with contextlib.suppress(Exception):
-            await self.exchange.close_ws_clients()  # the next session dials a fresh socket
-        # ccxt keeps its own per-URL dial backoff (up to 30 s): ours (reconnect_max_s) rules
-        self.exchange.ws_dial_backoff = {}
+        if self.exchange is not None:
+            with contextlib.suppress(Exception):
+                await self.exchange.close_ws_clients()  # the next session dials a fresh socket
+            # ccxt keeps its own per-URL dial backoff (up to 30 s): ours (reconnect_max_s) rules
+            self.exchange.ws_dial_backoff = {}
         self._set_state("reconnecting", self.health.last_error)
 
     def _set_state(self, state: str, detail: str = "") -> None:

@@ -1,6 +1,7 @@
 """Venue liquidation messages -> Liquidation events: the code recorded files and live streams share.
 
 Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
+parse_deribit_trades, parse_gate_liquidates, parse_hyperliquid_fills (a node's fills file),
 parse_raw_message (detects the venue), the contract-size tables, event ids.
 
 Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
@@ -35,6 +36,9 @@ __all__ = [
     "binance_coinm_contract_usd",
     "parse_binance_force_order",
     "parse_bybit_liquidation",
+    "parse_deribit_trades",
+    "parse_gate_liquidates",
+    "parse_hyperliquid_fills",
     "parse_okx_liquidation_orders",
     "parse_raw_message",
 ]
@@ -294,18 +298,227 @@ def _okx_detail(inst_id: str, d: Mapping[str, Any], ct_val: Decimal, inverse: bo
 
 
 # ---------------------------------------------------------------------------------------------
+# Deribit trades.* (a trade's `liquidation` field)
+# ---------------------------------------------------------------------------------------------
+# Layout: docs.deribit.com, subscriptions `trades.{instrument_name}.{interval}` and
+# `trades.{kind}.{currency}.{interval}`: params.data is a list of trades with `timestamp`,
+# `instrument_name`, `direction` (the TAKER's side), `price`, `amount` (USD for perpetuals and
+# inverse futures, base coin for linear `_USDC` ones and options), `trade_id`, and, on a
+# liquidation, `liquidation`: "M" (the maker was liquidated), "T" (the taker) or "MT" (both).
+
+
+def parse_deribit_trades(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """Deribit `trades.*` notification: one Liquidation per liquidated side of a trade."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a Deribit notification must be a JSON object")
+    params = msg.get("params", msg)
+    data = params.get("data") if isinstance(params, Mapping) else None
+    if not isinstance(data, list):
+        raise MalformedMessage("Deribit trades: 'params.data' is not a list")
+    out: list[Liquidation] = []
+    for i, trade in enumerate(data):
+        try:
+            if not isinstance(trade, Mapping):
+                raise MalformedMessage("trade is not an object")
+            out.extend(_deribit_trade(trade))
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Deribit trades data[{i}]", exc)
+    return out
+
+
+def _deribit_trade(t: Mapping[str, Any]) -> list[Liquidation]:
+    marker = t.get("liquidation")
+    if marker in (None, "", "none"):
+        return []  # an ordinary trade
+    if marker not in ("M", "T", "MT"):
+        raise MalformedMessage(f"unknown liquidation marker {str(marker)[:10]!r} (M, T or MT)")
+    name = _text(t, "instrument_name", "instrument")
+    if _DERIBIT_OPTION.match(name):
+        raise MalformedMessage(f"{name}: an option; only futures liquidations are counted")
+    direction = _text(t, "direction", "taker direction").lower()
+    if direction not in ("buy", "sell"):
+        raise MalformedMessage(f"unknown direction {direction[:20]!r} (expected buy or sell)")
+    ts_ms = to_ts_ms(t.get("timestamp"), "time 'timestamp'")
+    amount = _positive(t.get("amount"), "amount")
+    price = _positive(t.get("price"), "price")
+    linear = "_" in name.split("-")[0]  # BTC_USDC-PERPETUAL: amount in coin
+    usd = amount * price if linear else amount
+    qty = amount if linear else amount / price
+    taker_side = "long" if direction == "sell" else "short"  # a forced sell closes a long
+    sides = {"T": [taker_side], "M": [_other(taker_side)], "MT": [taker_side, _other(taker_side)]}
+    trade_id = str(t.get("trade_id") or f"{ts_ms}:{amount}:{price}")
+    return [
+        make_liquidation(
+            ts_ms=ts_ms,
+            venue="deribit",
+            symbol=name,
+            side=side,
+            notional_usd=usd,
+            price=price,
+            quantity=qty,
+            event_id=f"deribit:{name}:{trade_id}:{side}",
+        )
+        for side in sides[str(marker)]
+    ]
+
+
+_DERIBIT_OPTION = re.compile(r"^[A-Z_]+-\d+[A-Z]{3}\d{2}-[\d.d]+-[CP]$")
+
+
+def _other(side: str) -> str:
+    return "short" if side == "long" else "long"
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate futures.public_liquidates
+# ---------------------------------------------------------------------------------------------
+# Layout: Gate API v4 futures websocket, channel `futures.public_liquidates` (payload `!all` for
+# every contract): result is a list of {contract, price, size, time}; `size` is the signed size
+# of the liquidation ORDER (negative: a sell, so a long was liquidated), in contracts (integer,
+# or text with the X-Gate-Size-Decimal header); `time` is in ms since 2026-08-20 (seconds, with
+# `time_ms` beside it, before). Since 2026-08-20 a contract's liquidations of one aggregation
+# period (1 s) come as one array; before, all but one per second per contract were DROPPED.
+# USD = |size| * quanto_multiplier (base units per contract) * price; the multiplier comes from
+# `contract_size(contract)` (exchanges.venues.gate.contract_sizes) or the built-in table.
+
+GATE_CONTRACT_SIZES: dict[str, Decimal] = {
+    "BTC_USDT": Decimal("0.0001"),  # Gate docs, futures.contract_info example
+}
+
+
+def parse_gate_liquidates(
+    msg: Mapping[str, Any],
+    contract_size: ContractSize | None = None,
+    errors: list[str] | None = None,
+) -> list[Liquidation]:
+    """Gate `futures.public_liquidates` update: every entry of `result`."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a Gate message must be a JSON object")
+    result = msg.get("result")
+    if not isinstance(result, list):
+        raise MalformedMessage("Gate public_liquidates: 'result' is not a list")
+    out: list[Liquidation] = []
+    for i, entry in enumerate(result):
+        try:
+            if not isinstance(entry, Mapping):
+                raise MalformedMessage("entry is not an object")
+            out.append(_gate_entry(entry, contract_size))
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Gate public_liquidates result[{i}]", exc)
+    return out
+
+
+def _gate_entry(e: Mapping[str, Any], contract_size: ContractSize | None) -> Liquidation:
+    contract = _text(e, "contract", "contract")
+    size = to_number(e.get("size"), "size")
+    if size == 0:
+        raise MalformedMessage("size is zero")
+    price = _positive(e.get("price"), "price")
+    raw_time = e.get("time_ms", e.get("time"))
+    seconds = to_number(raw_time, "time")
+    ts_ms = to_ts_ms(int(seconds * 1000 if seconds < 10_000_000_000 else seconds), "time")
+    multiplier = None if contract_size is None else contract_size(contract)
+    per_contract = (
+        _positive(multiplier, f"{contract} contract size")
+        if multiplier is not None
+        else GATE_CONTRACT_SIZES.get(contract)
+    )
+    if per_contract is None:
+        raise MalformedMessage(
+            f"{contract}: contract size unknown (set exchanges.venues.gate.contract_sizes)"
+        )
+    contracts = abs(size)
+    side = "long" if size < 0 else "short"
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="gate",
+        symbol=contract,
+        side=side,
+        notional_usd=contracts * per_contract * price,
+        price=price,
+        quantity=contracts * per_contract,
+        event_id=_event_id("gate", contract, ts_ms, side, str(contracts), str(price)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperliquid node fills (`--write-fills`)
+# ---------------------------------------------------------------------------------------------
+# Layout: Hyperliquid docs, "L1 data schemas" and the API's fill object: a non-validating node
+# run with --write-fills writes one JSON line per fill, `[user, fill]` (node_fills), or one per
+# block, {block_number, block_time, events: [[user, fill], ...]} (node_fills_by_block). A fill
+# has coin, px, sz, side ("B" buy, "A" sell), time (ms), startPosition, dir, hash, tid and, when
+# a liquidation made it, `liquidation`: {liquidatedUser, markPx, method}. Both sides of the
+# trade carry the block; only the fill whose user IS the liquidatedUser is the liquidation.
+# USD = sz * px (USDC-margined perps); a long was liquidated when that fill sells.
+
+
+def parse_hyperliquid_fills(line: Any, errors: list[str] | None = None) -> list[Liquidation]:
+    """One line of a node's fills output (either layout); [] for fills that liquidate no one."""
+    if isinstance(line, Mapping) and isinstance(line.get("events"), list):
+        pairs = line["events"]
+    elif isinstance(line, list) and len(line) == 2 and isinstance(line[0], str):
+        pairs = [line]
+    else:
+        raise MalformedMessage("not a Hyperliquid node fills line ([user, fill] or a block)")
+    out: list[Liquidation] = []
+    for i, pair in enumerate(pairs):
+        try:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], Mapping)):
+                raise MalformedMessage("event is not [user, fill]")
+            liq = _hyperliquid_fill(str(pair[0]), pair[1])
+            if liq is not None:
+                out.append(liq)
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Hyperliquid fills events[{i}]", exc)
+    return out
+
+
+def _hyperliquid_fill(user: str, f: Mapping[str, Any]) -> Liquidation | None:
+    info = f.get("liquidation")
+    if not isinstance(info, Mapping):
+        return None
+    if str(info.get("liquidatedUser", "")).lower() != user.lower():
+        return None  # the liquidator's or the counterparty's side of the same trade
+    coin = _text(f, "coin", "coin")
+    side_code = _text(f, "side", "side")
+    if side_code not in ("A", "B"):
+        raise MalformedMessage(f"unknown side {side_code[:10]!r} (expected A or B)")
+    size = _positive(f.get("sz"), "size 'sz'")
+    price = _positive(f.get("px"), "price 'px'")
+    ts_ms = to_ts_ms(f.get("time"), "time")
+    side = "long" if side_code == "A" else "short"
+    fill_id = str(f.get("tid") or f.get("hash") or ts_ms)
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="hyperliquid",
+        symbol=coin,
+        side=side,
+        notional_usd=size * price,
+        price=price,
+        quantity=size,
+        event_id=f"hyperliquid:{coin}:{fill_id}:{user.lower()}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Detection
 # ---------------------------------------------------------------------------------------------
 
 
 def parse_raw_message(
-    msg: Mapping[str, Any],
+    raw: Mapping[str, Any] | list[Any],
     contract_size: ContractSize | None = None,
     errors: list[str] | None = None,
 ) -> list[Liquidation]:
     """Any venue's liquidation message; [] for control frames (subscribe acks, pongs)."""
-    if not isinstance(msg, Mapping):
+    if isinstance(raw, list) or (isinstance(raw, Mapping) and "block_number" in raw):
+        return parse_hyperliquid_fills(raw, errors)  # a node's fills line
+    if not isinstance(raw, Mapping):
         raise MalformedMessage("a websocket message must be a JSON object")
+    msg: Mapping[str, Any] = raw
     if isinstance(msg.get("data"), Mapping) and "stream" in msg:
         msg = msg["data"]  # Binance combined stream wrapper
     if msg.get("e") == "forceOrder":
@@ -318,10 +531,19 @@ def parse_raw_message(
         if "data" not in msg:
             return []  # OKX subscribe ack {"event": "subscribe", "arg": ...}
         return parse_okx_liquidation_orders(msg, contract_size, errors)
+    if msg.get("channel") == "futures.public_liquidates" and msg.get("event") == "update":
+        return parse_gate_liquidates(msg, contract_size, errors)
+    params = msg.get("params")
+    if (
+        msg.get("method") == "subscription"
+        and isinstance(params, Mapping)
+        and str(params.get("channel", "")).startswith("trades.")
+    ):
+        return parse_deribit_trades(msg, errors)
     if _is_control(msg):
         return []
     keys = ", ".join(sorted(str(k) for k in msg)[:6])
-    raise MalformedMessage(f"not a Binance, Bybit or OKX liquidation message (keys: {keys})")
+    raise MalformedMessage(f"not a liquidation message of a known venue (keys: {keys})")
 
 
 def _is_control(msg: Mapping[str, Any]) -> bool:
@@ -332,4 +554,9 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
         "ping",
     ):
         return True
-    return "result" in msg and "id" in msg and len(msg) <= 3
+    if str(msg.get("channel", "")).startswith("futures.") and msg.get("event") != "update":
+        return True  # Gate subscribe acks and futures.pong
+    if msg.get("method") == "heartbeat":
+        return True  # Deribit
+    # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
+    return "result" in msg and "id" in msg and (len(msg) <= 3 or msg.get("jsonrpc") == "2.0")

@@ -1,4 +1,5 @@
-"""Public liquidation websockets of Bybit (`allLiquidation.<SYM>`) and OKX (`liquidation-orders`).
+"""Public liquidation websockets: Bybit (`allLiquidation.<SYM>`), OKX (`liquidation-orders`),
+Deribit (`trades.*`, JSON-RPC) and Gate (`futures.public_liquidates`).
 
 Enough of each protocol for ccxt.pro: subscribe acks, the venues' text pings, and `play()` to
 push messages to the sockets subscribed to their topic; `drop()` cuts every socket.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -145,5 +147,108 @@ def okx_message(
                 "instType": inst_type,
                 "uly": family,
             }
+        ],
+    }
+
+
+class LocalDeribitTrades(_LocalWs):
+    """`wss://www.deribit.com/ws/api/v2` as far as public `trades.*` go (JSON-RPC 2.0)."""
+
+    path = "/ws/api/v2"
+
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return str(msg["params"]["channel"])
+
+    def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
+        data = json.loads(text)
+        method, rid = data.get("method"), data.get("id")
+        if method == "public/test":
+            return json.dumps({"jsonrpc": "2.0", "id": rid, "result": {"version": "1.2.26"}})
+        if method == "public/subscribe":
+            channels = list(data.get("params", {}).get("channels", []))
+            self.subscribe_requests.append(data)
+            self.subs[ws].update(channels)
+            self.subscribed.set()
+            return json.dumps({"jsonrpc": "2.0", "id": rid, "result": channels})
+        return None
+
+
+class LocalGateFutures(_LocalWs):
+    """`wss://fx-ws.gateio.ws/v4/ws/usdt` as far as `futures.public_liquidates` goes."""
+
+    path = "/v4/ws/usdt"
+
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return "!all"  # every update reaches an `!all` subscriber
+
+    def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
+        data = json.loads(text)
+        channel, now_s = data.get("channel"), int(time.time())
+        if channel == "futures.ping":
+            return json.dumps(
+                {"time": now_s, "channel": "futures.pong", "event": "", "result": None}
+            )
+        if channel == "futures.public_liquidates" and data.get("event") == "subscribe":
+            self.subscribe_requests.append(data)
+            self.subs[ws].update(data.get("payload", []))
+            self.subscribed.set()
+            return json.dumps(
+                {
+                    "time": now_s,
+                    "time_ms": now_s * 1000,
+                    "channel": channel,
+                    "event": "subscribe",
+                    "result": {"status": "success"},
+                }
+            )
+        return None
+
+
+def deribit_trades_message(channel: str, trades: list[dict[str, Any]]) -> dict[str, Any]:
+    """A `trades.*` notification (docs.deribit.com: subscriptions, trades.{kind}.{currency})."""
+    return {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": channel, "data": trades},
+    }
+
+
+def deribit_trade(
+    instrument: str,
+    direction: str,
+    amount: float,
+    price: float,
+    ts_ms: int,
+    liquidation: str | None = None,
+    trade_id: str = "1",
+) -> dict[str, Any]:
+    trade: dict[str, Any] = {
+        "trade_seq": 1,
+        "trade_id": trade_id,
+        "timestamp": ts_ms,
+        "tick_direction": 0,
+        "price": price,
+        "mark_price": price,
+        "instrument_name": instrument,
+        "index_price": price,
+        "direction": direction,
+        "amount": amount,
+    }
+    if liquidation is not None:
+        trade["liquidation"] = liquidation
+    return trade
+
+
+def gate_liquidates_message(entries: list[tuple[str, str | int, str, int]]) -> dict[str, Any]:
+    """entries: (contract, signed order size, price, time_ms), as Gate pushes since 2026-08-20."""
+    now_s = int(time.time())
+    return {
+        "channel": "futures.public_liquidates",
+        "event": "update",
+        "time": now_s,
+        "time_ms": now_s * 1000,
+        "result": [
+            {"price": price, "size": size, "time": ts_ms, "contract": contract}
+            for contract, size, price, ts_ms in entries
         ],
     }
