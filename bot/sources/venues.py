@@ -543,7 +543,10 @@ def parse_raw_message(
     if _is_control(msg):
         return []
     keys = ", ".join(sorted(str(k) for k in msg)[:6])
-    raise MalformedMessage(f"not a liquidation message of a known venue (keys: {keys})")
+    raise MalformedMessage(
+        "not a Binance, Bybit, OKX, Deribit, Gate or Hyperliquid liquidation message "
+        f"(keys: {keys})"
+    )
 
 
 def _is_control(msg: Mapping[str, Any]) -> bool:
