@@ -19,15 +19,19 @@ from bot.events import FeedStatus, Liquidation
 from bot.sim.localexchange import serve
 from bot.sim.localexchange.fakes import (
     LocalDeribitTrades,
+    LocalDydxIndexer,
     LocalGateFutures,
     deribit_trade,
     deribit_trades_message,
+    dydx_trade,
+    dydx_trades_message,
     gate_liquidates_message,
 )
 from bot.sources.feeds import MergedSources
 from bot.sources.validate import MalformedMessage
 from bot.sources.venues import (
     parse_deribit_trades,
+    parse_dydx_trades,
     parse_gate_liquidates,
     parse_hyperliquid_fills,
     parse_raw_message,
@@ -279,3 +283,49 @@ def test_hyperliquid_without_a_fills_path_is_refused_with_the_fix() -> None:
     settings = load_settings(overrides={"exchanges": {"venues": {"hyperliquid": {}}}})
     with pytest.raises(ValueError, match="fills_path is not set"):
         create_live_sources(settings, None, ["hyperliquid"])
+
+
+# -- dYdX v4 ------------------------------------------------------------------------------------
+def test_dydx_liquidated_trades_count_and_deleveraged_come_apart() -> None:
+    msg = dydx_trades_message(
+        "BTC-USD",
+        [
+            dydx_trade("t1", "SELL", "0.5", "95000", "2025-10-10T21:15:00.123Z", "LIQUIDATED"),
+            dydx_trade("t2", "BUY", "0.2", "95010", "2025-10-10T21:15:00.200Z", "DELEVERAGED"),
+            dydx_trade("t3", "BUY", "1.0", "95020", "2025-10-10T21:15:00.300Z", "LIMIT"),
+        ],
+    )
+    apart: list[Liquidation] = []
+    liqs = parse_dydx_trades(msg, None, apart)
+    assert [(x.venue, x.symbol, x.side, x.notional_usd) for x in liqs] == [
+        ("dydx", "BTC-USD", "long", 47_500.0)
+    ]
+    assert liqs[0].ts_ms == 1760130900123
+    assert [x.side for x in apart] == ["short"]  # reported apart, never counted as liquidations
+    assert parse_raw_message(msg) == liqs
+
+
+async def test_dydx_through_its_local_fake() -> None:
+    server = LocalDydxIndexer()
+    async with serve(server.app) as port:
+        cfg = _cfg(f"ws://127.0.0.1:{port}/v4/ws")
+        live = MergedSources([WsVenueStream("dydx", cfg, print)], wall_ms)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+        async def feed() -> None:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            trade = dydx_trade("z1", "BUY", "2", "3500", stamp, "LIQUIDATED")
+            await server.play([dydx_trades_message("ETH-USD", [trade])])
+
+        feeder = asyncio.create_task(feed())
+        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        await feeder
+        await live.close()
+    (liq,) = _liqs(events)
+    assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
+        "dydx",
+        "ETH-USD",
+        "short",
+        7000.0,
+    )
+    assert {r["id"] for r in server.subscribe_requests} == {"BTC-USD", "ETH-USD"}

@@ -190,7 +190,10 @@ def test_parse_raw_message_detects_each_venue_and_ignores_control_frames() -> No
         assert parse_raw_message(_payload(name)["subscribe_request"]) == []
     ack = {"event": "subscribe", "arg": {"channel": "liquidation-orders", "instType": "SWAP"}}
     assert parse_raw_message(ack) == []
-    with pytest.raises(MalformedMessage, match="not a Binance, Bybit, OKX, Deribit, Gate or Hyperliquid liquidation"):
+    with pytest.raises(
+        MalformedMessage,
+        match="not a Binance, Bybit, OKX, Deribit, Gate, dYdX or Hyperliquid liquidation",
+    ):
         parse_raw_message({"e": "aggTrade", "s": "BTCUSDT"})
 
 

@@ -11,12 +11,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-VenueName = Literal["binance", "bybit", "okx", "deribit", "gate", "hyperliquid"]
+VenueName = Literal["binance", "bybit", "okx", "deribit", "gate", "dydx", "hyperliquid"]
 
 # the venues whose liquidations can be streamed, in the order `run` lists them
-STREAM_VENUES = ("binance", "bybit", "okx", "deribit", "gate", "hyperliquid")
+STREAM_VENUES = ("binance", "bybit", "okx", "deribit", "gate", "dydx", "hyperliquid")
 # streamed by bot.sources.wsclient (aiohttp) or read from a node's files, not through ccxt
-WS_VENUES = ("deribit", "gate")
+WS_VENUES = ("deribit", "gate", "dydx")
 FILE_VENUES = ("hyperliquid",)
 
 
@@ -35,6 +35,7 @@ VENUE_LABELS: dict[str, str] = {
     "okx": "okx",
     "deribit": "deribit",
     "gate": "gate",
+    "dydx": "dydx",
     "hyperliquid": "hyperliquid",
 }
 _ALIASES: dict[str, str] = {"binance-usdm": "binance", "binanceusdm": "binance"}

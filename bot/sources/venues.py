@@ -1,7 +1,8 @@
 """Venue liquidation messages -> Liquidation events: the code recorded files and live streams share.
 
 Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
-parse_deribit_trades, parse_gate_liquidates, parse_hyperliquid_fills (a node's fills file),
+parse_deribit_trades, parse_gate_liquidates, parse_dydx_trades, parse_hyperliquid_fills (a
+node's fills file),
 parse_raw_message (detects the venue), the contract-size tables, event ids.
 
 Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +39,7 @@ __all__ = [
     "parse_binance_force_order",
     "parse_bybit_liquidation",
     "parse_deribit_trades",
+    "parse_dydx_trades",
     "parse_gate_liquidates",
     "parse_hyperliquid_fills",
     "parse_okx_liquidation_orders",
@@ -444,6 +447,74 @@ def _gate_entry(e: Mapping[str, Any], contract_size: ContractSize | None) -> Liq
 
 
 # ---------------------------------------------------------------------------------------------
+# dYdX v4 indexer v4_trades
+# ---------------------------------------------------------------------------------------------
+# Layout: docs.dydx.exchange, Indexer Websocket, channel `v4_trades` (id = market, BTC-USD): the
+# `subscribed` message (a snapshot of recent trades) and each `channel_data` carry
+# contents.trades: [{id, size, price, side, createdAt, type}]. `type` LIQUIDATED marks a
+# liquidation; its `side` is the taker's, and a liquidation order is the taker (SELL = a long
+# was liquidated). DELEVERAGED trades (a profitable position closed against a bankrupt one)
+# are not liquidations: they are handed back apart, in `deleveraged`. USD = size x price (USDC).
+
+
+def parse_dydx_trades(
+    msg: Mapping[str, Any],
+    errors: list[str] | None = None,
+    deleveraged: list[Liquidation] | None = None,
+) -> list[Liquidation]:
+    """dYdX v4 `v4_trades` message: its LIQUIDATED trades (DELEVERAGED into `deleveraged`)."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a dYdX message must be a JSON object")
+    market = _text(msg, "id", "market id")
+    contents = msg.get("contents")
+    trades = contents.get("trades") if isinstance(contents, Mapping) else None
+    if not isinstance(trades, list):
+        raise MalformedMessage("dYdX v4_trades: 'contents.trades' is not a list")
+    out: list[Liquidation] = []
+    for i, trade in enumerate(trades):
+        try:
+            if not isinstance(trade, Mapping):
+                raise MalformedMessage("trade is not an object")
+            kind = trade.get("type")
+            if kind not in ("LIQUIDATED", "DELEVERAGED"):
+                continue
+            liq = _dydx_trade(market, trade)
+            if kind == "LIQUIDATED":
+                out.append(liq)
+            elif deleveraged is not None:
+                deleveraged.append(liq)
+        except MalformedMessage as exc:
+            _entry_error(errors, f"dYdX v4_trades trades[{i}]", exc)
+    return out
+
+
+def _dydx_trade(market: str, t: Mapping[str, Any]) -> Liquidation:
+    taker = _text(t, "side", "side").upper()
+    if taker not in ("BUY", "SELL"):
+        raise MalformedMessage(f"unknown side {taker[:20]!r} (expected BUY or SELL)")
+    size = _positive(t.get("size"), "size")
+    price = _positive(t.get("price"), "price")
+    created = _text(t, "createdAt", "time 'createdAt'")
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedMessage(f"time 'createdAt' is not ISO 8601: {created[:40]!r}") from None
+    ts_ms = to_ts_ms(int(when.timestamp() * 1000), "time 'createdAt'")
+    side = "long" if taker == "SELL" else "short"
+    trade_id = str(t.get("id") or f"{ts_ms}:{size}:{price}")
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="dydx",
+        symbol=market,
+        side=side,
+        notional_usd=size * price,
+        price=price,
+        quantity=size,
+        event_id=f"dydx:{market}:{trade_id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Hyperliquid node fills (`--write-fills`)
 # ---------------------------------------------------------------------------------------------
 # Layout: Hyperliquid docs, "L1 data schemas" and the API's fill object: a non-validating node
@@ -540,11 +611,13 @@ def parse_raw_message(
         and str(params.get("channel", "")).startswith("trades.")
     ):
         return parse_deribit_trades(msg, errors)
+    if msg.get("channel") == "v4_trades" and msg.get("type") in ("subscribed", "channel_data"):
+        return parse_dydx_trades(msg, errors)
     if _is_control(msg):
         return []
     keys = ", ".join(sorted(str(k) for k in msg)[:6])
     raise MalformedMessage(
-        "not a Binance, Bybit, OKX, Deribit, Gate or Hyperliquid liquidation message "
+        "not a Binance, Bybit, OKX, Deribit, Gate, dYdX or Hyperliquid liquidation message "
         f"(keys: {keys})"
     )
 
@@ -561,5 +634,7 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
         return True  # Gate subscribe acks and futures.pong
     if msg.get("method") == "heartbeat":
         return True  # Deribit
+    if msg.get("type") in ("connected", "unsubscribed"):
+        return True  # dYdX
     # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
     return "result" in msg and "id" in msg and (len(msg) <= 3 or msg.get("jsonrpc") == "2.0")

@@ -4,7 +4,7 @@
   hand every decoded frame on; any failure or close raises, so the caller reconnects
 - WsVenueStream: a VenueStream (same feed health, backoff with tenacity, dedupe by the merge)
   over WsClient for Deribit (`trades.*`, the `liquidation` field) and Gate
-  (`futures.public_liquidates`, payload `!all`)
+  (`futures.public_liquidates`, payload `!all`) and dYdX v4 (indexer `v4_trades`, LIQUIDATED)
 - NodeFillsStream: a VenueStream over a Hyperliquid node's `--write-fills` output, followed
   as it grows (the newest file of a folder: the node rotates them hourly)
 """
@@ -27,6 +27,7 @@ from bot.sources.streams import Emit, VenueStream, wall_ms
 DEFAULT_URLS = {
     "deribit": "wss://www.deribit.com/ws/api/v2",
     "gate": "wss://fx-ws.gateio.ws/v4/ws/usdt",
+    "dydx": "wss://indexer.dydx.trade/v4/ws",
 }
 
 
@@ -116,10 +117,15 @@ def _subscriptions(venue: str, cfg: VenueConfig) -> Callable[[], list[dict[str, 
                 "payload": contracts,
             }
         ]
+    if venue == "dydx":  # one subscription per market
+        markets = list(cfg.symbols) or ["BTC-USD", "ETH-USD"]
+        return lambda: [{"type": "subscribe", "channel": "v4_trades", "id": m} for m in markets]
     raise ValueError(f"{venue}: no liquidation stream over the shared websocket client")
 
 
-def _ping(venue: str) -> Callable[[], dict[str, Any]]:
+def _ping(venue: str) -> Callable[[], dict[str, Any]] | None:
+    if venue == "dydx":
+        return None  # the indexer pings with control frames; aiohttp answers them
     if venue == "deribit":
         return lambda: {"jsonrpc": "2.0", "id": 2, "method": "public/test", "params": {}}
     return lambda: {"time": int(time.time()), "channel": "futures.ping"}

@@ -252,3 +252,49 @@ def gate_liquidates_message(entries: list[tuple[str, str | int, str, int]]) -> d
             for contract, size, price, ts_ms in entries
         ],
     }
+
+
+class LocalDydxIndexer(_LocalWs):
+    """`wss://indexer.dydx.trade/v4/ws` as far as `v4_trades` goes (pings: control frames)."""
+
+    path = "/v4/ws"
+
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return str(msg["id"])
+
+    def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
+        data = json.loads(text)
+        if data.get("type") == "subscribe" and data.get("channel") == "v4_trades":
+            self.subscribe_requests.append(data)
+            self.subs[ws].add(str(data.get("id")))
+            self.subscribed.set()
+            return json.dumps(dydx_trades_message(str(data["id"]), [], kind="subscribed"))
+        return None
+
+
+def dydx_trades_message(
+    market: str, trades: list[dict[str, Any]], kind: str = "channel_data"
+) -> dict[str, Any]:
+    """A `v4_trades` message (docs.dydx.exchange, Indexer Websocket)."""
+    return {
+        "type": kind,
+        "connection_id": "c1",
+        "message_id": 1,
+        "channel": "v4_trades",
+        "id": market,
+        "version": "2.1.0",
+        "contents": {"trades": trades},
+    }
+
+
+def dydx_trade(
+    trade_id: str, side: str, size: str, price: str, created_at: str, kind: str = "LIMIT"
+) -> dict[str, Any]:
+    return {
+        "id": trade_id,
+        "size": size,
+        "price": price,
+        "side": side,
+        "createdAt": created_at,
+        "type": kind,
+    }
