@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bot.app.telegram_control import feed_text
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
 from bot.events import Calm, FeedStatus, Liquidation
@@ -90,3 +91,10 @@ def test_stale_and_future_liquidations_are_refused_and_counted() -> None:
     assert stale is not None and stale[0] == "stale" and "61,000 ms old" in stale[1]
     assert future is not None and future[0] == "future" and "10,000 ms ahead" in future[1]
     assert {k: book.view(0)["binance"][k] for k in ("stale", "future")} == {"stale": 1, "future": 1}
+
+
+def test_the_status_line_of_a_feed_shows_refused_liquidations() -> None:
+    book = FeedBook([RuleConfig(name="all")])
+    book.on_status(FeedStatus(0, "binance", "live"))
+    book.admit(Liquidation(0, "binance-usdm", "BTCUSDT", "long", 1.0, received_ms=120_000))
+    assert feed_text(book.view(120_000)["binance"]) == "live, silent 120s, 1 stale refused"

@@ -38,6 +38,9 @@ def feed_text(f: dict[str, Any]) -> str:
         parts.append(f"{f['reconnects']} reconnects")
     if f.get("clock_skew_ms") is not None:
         parts.append(f"skew {f['clock_skew_ms']} ms")
+    for key in ("stale", "future"):  # liquidations refused by age: journaled, not acted on
+        if f.get(key):
+            parts.append(f"{f[key]} {key} refused")
     text = ", ".join(parts)
     return f"{text}: {f['detail']}" if f.get("state") != "live" and f.get("detail") else text
 

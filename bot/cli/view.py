@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bot.app.telegram_control import feed_text
 from bot.engine.summary import Summary
 from bot.notify.format import usd, utc
 
@@ -27,6 +28,8 @@ def status_view(status: dict[str, Any], done: int, total: int | None, title: str
             f"level {r['level']}  window {usd(r['window_usd'])} / next {usd(r['threshold_usd'])}",
         )
     table.add_row("ladder", str(status.get("ladder", "")))
+    for name, feed in sorted((status.get("feeds") or {}).items()):
+        table.add_row(f"feed {name}", feed_text(feed))
     for p in status.get("positions", []):
         liq = f"  liq {p['liq']:,.0f}" if p.get("liq") else ""
         table.add_row("position", f"{p['side']} {p['size']:.4g} {p['symbol']}{liq}")
