@@ -85,6 +85,37 @@ def _a_file_parent(d: Path) -> str:
     return str(d / "plain" / "j.sqlite")
 
 
+def _journal_of_a_run(d: Path) -> Path:
+    """A real journal: the bundled crash replayed into it once."""
+    path = d / "run.sqlite"
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", *_replay(TAPE, "--journal", str(path))],
+        cwd=d,
+        capture_output=True,
+        timeout=DEADLINE_S,
+        check=True,
+    )
+    return path
+
+
+def _edited_cursor(d: Path) -> list[str]:
+    path = _journal_of_a_run(d)
+    with sqlite3.connect(path) as conn:  # a person "fixing" the journal by hand
+        conn.execute(
+            "update journal_state set value = '{\"events\": \"many\"}' where name like 'cursor:%'"
+        )
+    return _replay(TAPE, "--journal", str(path))
+
+
+def _truncated_journal(d: Path) -> list[str]:
+    path = _journal_of_a_run(d)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    return _replay(TAPE, "--journal", str(path))
+
+
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
 )
@@ -171,6 +202,8 @@ CASES = [
         "not a database",
     ),
     Case("journal of another program", _journal_at(_other_schema), 1, "liqguard journal"),
+    Case("an edited replay cursor", _edited_cursor, 1, "is damaged"),
+    Case("a truncated journal", _truncated_journal, 1, "journal"),
     Case(
         "`journal` on random bytes",
         lambda d: ["journal", "--journal", str(_write(d / "r.sqlite", os.urandom(4096)))],

@@ -170,6 +170,9 @@ def run_async(coro: Coroutine[Any, Any, int], display: Display) -> int:
     except Refused as exc:
         display.say(str(exc), "error")
         return exc.exit_code
+    except JournalError as exc:  # outside a run's own loop (a resume that cannot read back)
+        display.say(str(exc), "error")
+        return 1
     except KeyboardInterrupt:
         display.say("interrupted; the journal is consistent: run again to resume", "warn")
         return 130
@@ -213,12 +216,7 @@ async def run_replay(
     """
     skip = 0
     if resuming and (cursor := orchestrator.restore()) is not None:
-        try:
-            skip, ts_ms = int(cursor["events"]), int(cursor["ts_ms"])
-        except (KeyError, TypeError, ValueError):
-            raise JournalError(
-                f"the journal's replay cursor is damaged ({cursor!r}); start over with --fresh"
-            ) from None
+        skip, ts_ms = int(cursor["events"]), int(cursor["ts_ms"])  # checked by restore
         await clock.advance_to(ts_ms)
         await orchestrator.resume()
     else:

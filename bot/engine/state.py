@@ -15,7 +15,7 @@ from typing import Any
 from bot.detector import Detector
 from bot.events import Portfolio
 from bot.interfaces import Clock, Journal, PaperMarket
-from bot.journal import to_payload
+from bot.journal import JournalError, to_payload
 from bot.risk import RiskGate
 
 
@@ -113,9 +113,22 @@ class StateStore:
         )
 
     def restore(self) -> tuple[dict[str, Any], Counters] | None:
+        """The last checkpoint back into the detector, the risk gate and the accounts; a saved
+        state that does not read back (edited by hand, another version) is a JournalError."""
+        name = self.names["cursor"]
+        try:
+            return self._restore()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise JournalError(
+                f"the journal's saved state of session {name.removeprefix('cursor:')} is "
+                f"damaged ({type(exc).__name__}: {exc}); start over with --fresh"
+            ) from None
+
+    def _restore(self) -> tuple[dict[str, Any], Counters] | None:
         cursor = self.journal.get_state(self.names["cursor"])
         if cursor is None:
             return None
+        int(cursor["events"]), int(cursor["ts_ms"])  # a damaged cursor fails before any restore
         if (det := self.journal.get_state(self.names["detector"])) is not None:
             self.detector.restore(det)
         if (risk := self.journal.get_state(self.names["risk"])) is not None:
