@@ -34,6 +34,7 @@ from bot.engine.summary import Summary, summarize
 from bot.events import Event, Liquidation, PriceTick
 from bot.journal import JournalError
 from bot.logs import register_secrets, setup_logging, shown_url
+from bot.ops.service import Ops
 from bot.secrets import Secrets, load_secrets
 from bot.sources.feeds import merged_sources
 from bot.sources.files import TapeStats, open_tape
@@ -267,18 +268,23 @@ async def replay(
     pace = "max" if plan.speed is None else f"x{plan.speed:,.0f}"
     display.say(f"replaying {plan.tape.name} ({plan.total:,} events with prices) at speed {pace}")
     done = [0]
+    ops = Ops(rt, display.say)
 
-    def on_event(n: int, _event: Replayed) -> None:
+    def on_event(n: int, event: Replayed) -> None:
         done[0] = n
+        ops.on_event(event)
 
     if rt.resuming:
         display.say(f"resuming session {rt.session} from its last checkpoint", "bold")
-    stream = merge(open_tape(plan.tape), plan.ticks)
+    recorded = open_tape(plan.tape)
+    ops.count_rejected("tape", lambda: recorded.stats.rejected)
+    stream = merge(recorded, plan.ticks)
     return await _drive(
         rt,
         run_replay(orch, clock, stream, plan.speed, rt.resuming, on_event),
         lambda: Progress(orch.status(), done[0], plan.total, "replay"),
         display,
+        ops=ops,
     )
 
 
@@ -329,6 +335,7 @@ async def stream(
         await rt.close()
         return 1
     seen = [0]
+    ops = Ops(rt, display.say)
 
     async def counted() -> AsyncIterator[Event]:
         merged = merged_sources(
@@ -336,6 +343,7 @@ async def stream(
         )
         async for event in merged:
             seen[0] += 1
+            ops.on_event(event)
             yield event
 
     return await _drive(
@@ -344,6 +352,7 @@ async def stream(
         lambda: Progress(orch.status(), seen[0], None, mode),
         display,
         live=True,
+        ops=ops,
     )
 
 
@@ -353,10 +362,19 @@ async def _drive(
     progress: Callable[[], Progress],
     display: Display,
     live: bool = False,
+    ops: Ops | None = None,
 ) -> int:
     orch = rt.orchestrator
     scheduler = build_scheduler(orch, live=live)
     await rt.start()
+    if ops is not None:  # metrics, status page, watchdog: each only when configured
+        try:
+            await ops.start()
+        except SetupError as exc:
+            display.say(str(exc), "error")
+            await ops.close()
+            await rt.close()
+            return 2
     scheduler.start()
     try:
         with display.watching(progress):
@@ -375,6 +393,8 @@ async def _drive(
     finally:
         scheduler.shutdown(wait=False)
         display.finished(progress(), _result(rt))
+        if ops is not None:
+            await ops.close()
         await rt.close()
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -26,6 +27,7 @@ from bot.cli import group as app
 from bot.cli.journal_view import print_journal
 from bot.cli.view import status_view, summary_view
 from bot.config import ConfigError, load_settings
+from bot.config.ops import HttpConfig, MetricsConfig
 from bot.config.settings import Settings
 from bot.config.template import TEMPLATE
 from bot.journal import JournalError, SqlJournal, default_journal_url
@@ -49,6 +51,24 @@ def _settings(config: Path | None) -> tuple[Settings, str]:
         raise typer.Exit(2) from None
 
 
+def _listening(settings: Settings, http: str | None, metrics: str | None) -> Settings:
+    """--http / --metrics override the file's http.listen / metrics.listen."""
+    try:
+        if http is not None:
+            section = HttpConfig(listen=http, token_env=settings.http.token_env)
+            settings = settings.model_copy(update={"http": section})
+        if metrics is not None:
+            settings = settings.model_copy(update={"metrics": MetricsConfig(listen=metrics)})
+    except ValidationError as exc:
+        err.print(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()),
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+    return settings
+
+
 def _plain(text: str) -> None:
     err.print(text, markup=False, highlight=False)
 
@@ -63,6 +83,12 @@ Approvals = Annotated[
     str | None, typer.Option("--approvals", help="who answers confirm: auto | console | telegram")
 ]
 Fresh = Annotated[bool, typer.Option("--fresh", help="start over instead of resuming")]
+HttpOpt = Annotated[
+    str | None, typer.Option("--http", help="serve the status page on HOST:PORT (127.0.0.1:8088)")
+]
+MetricsOpt = Annotated[
+    str | None, typer.Option("--metrics", help="serve /metrics on HOST:PORT (127.0.0.1:9464)")
+]
 Speed = "tape seconds per wall second, max (no pacing), or auto (about a minute)"
 
 
@@ -79,9 +105,12 @@ def run(
     ] = False,
     approvals: Approvals = None,
     fresh: Fresh = False,
+    http: HttpOpt = None,
+    metrics: MetricsOpt = None,
 ) -> None:
     """Run the bot: paper mode on the bundled crash replay unless told otherwise."""
     settings, origin = _settings(config)
+    settings = _listening(settings, http, metrics)
     display = TerminalDisplay()
     with _refusals():
         runner.check_switches(settings, live)
@@ -109,9 +138,12 @@ def replay(
     speed: Annotated[str, typer.Option("--speed", help=Speed)] = "max",
     approvals: Approvals = None,
     fresh: Fresh = False,
+    http: HttpOpt = None,
+    metrics: MetricsOpt = None,
 ) -> None:
     """Run the response pipeline on a recorded tape (paper broker, simulated time)."""
     settings, origin = _settings(config)
+    settings = _listening(settings, http, metrics)
     display = TerminalDisplay()
     with _refusals():
         plan = runner.prepare_replay(tape, prices, speed, origin, display, settings)

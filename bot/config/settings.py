@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bot.config.approvals import ApprovalsConfig
 from bot.config.chains import ChainsConfig
 from bot.config.journal import JournalConfig
+from bot.config.ops import HealthcheckConfig, HttpConfig, MetricsConfig
 from bot.config.paper import PaperConfig
 from bot.config.policy import PolicyConfig
 from bot.config.risk import RiskLimits
@@ -43,6 +44,9 @@ class Settings(BaseModel):
     webhooks: tuple[WebhookConfig, ...] = Field(default=(), description="alert webhooks")
     chains: ChainsConfig = Field(default_factory=ChainsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    healthcheck: HealthcheckConfig = Field(default_factory=HealthcheckConfig)
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> Settings:

@@ -1,0 +1,191 @@
+"""The HTTP side of liqguard, served in the run's own event loop (aiohttp).
+
+- metrics_app: GET /metrics (Prometheus text) and /healthz
+- status_app: the status page (/, /static/*), GET /api/status, GET /api/events (server-sent
+  events, one snapshot a second), and the buttons: POST /api/approve, /api/reject, /api/pause,
+  /api/resume. The buttons need `Authorization: Bearer <token>` (the token from the
+  environment; never in a URL, never logged); without a token configured the page is read-only.
+- serve(app, host, port): start it; the caller says where it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+HTTP_PRESS = "http.press"  # a button pressed on the status page (the journal's kind)
+HTTP_REFUSED = "http.refused"  # a button press refused (no or wrong token)
+STATIC = ("index.html", "app.js", "style.css")
+_TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+SSE_PERIOD_S = 1.0
+
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+Health = Callable[[], tuple[bool, str]]
+
+
+def _static(name: str) -> bytes:
+    return files("bot.ops").joinpath("static", name).read_bytes()
+
+
+def metrics_app(scrape: Callable[[], bytes], content_type: str, health: Health) -> web.Application:
+    app = web.Application()
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = scrape()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz_handler(health))
+    return app
+
+
+def healthz_handler(health: Health) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def healthz(_request: web.Request) -> web.Response:
+        ok, why = health()
+        return web.Response(status=200 if ok else 503, text=("ok: " if ok else "unhealthy: ") + why)
+
+    return healthz
+
+
+class Controls:
+    """What the buttons do; each method returns the text shown to the person."""
+
+    def __init__(
+        self,
+        vote: Callable[[str, bool, int], Awaitable[str]] | None,
+        set_state: Callable[[str, str, str], Awaitable[Any]],
+        journal_append: Callable[[str, int, dict[str, Any]], Any],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.vote = vote
+        self.set_state = set_state
+        self.append = journal_append
+        self.now_ms = now_ms
+
+
+def status_app(
+    snapshot: Snapshot, health: Health, token: str | None, controls: Controls
+) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024)
+
+    async def page(request: web.Request) -> web.Response:
+        name = request.match_info.get("name", "index.html")
+        if name not in STATIC:
+            raise web.HTTPNotFound()
+        kind = _TYPES[name.rsplit(".", 1)[1]]
+        return web.Response(
+            body=_static(name),
+            content_type=kind,
+            charset="utf-8",
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP},
+        )
+
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response(await snapshot())
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            while True:
+                data = json.dumps(await snapshot(), separators=(",", ":"))
+                await resp.write(f"data: {data}\n\n".encode())
+                await asyncio.sleep(SSE_PERIOD_S)
+        return resp
+
+    def refused(request: web.Request, why: str, status: int) -> web.Response:
+        # the path and the reason only: the header that carried a token is never written
+        controls.append(HTTP_REFUSED, controls.now_ms(), {"path": request.path, "why": why})
+        logger.warning("status page: {} refused: {}", request.path, why)
+        return web.json_response({"ok": False, "message": why}, status=status)
+
+    def allowed(request: web.Request) -> str | None:
+        """None when the request carries the token, else why not."""
+        if token is None:
+            return "read-only: set the token in the environment to enable the buttons"
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer "):
+            return "no token: send Authorization: Bearer <token>"
+        if not hmac.compare_digest(given[7:].encode(), token.encode()):
+            return "wrong token"
+        return None
+
+    async def press(request: web.Request) -> web.Response:
+        what = request.match_info["what"]
+        why = allowed(request)
+        if why is not None:
+            return refused(request, why, 403 if token is None else 401)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        who = f"http:{str(body.get('who') or 'status page')[:40]}"
+        now = controls.now_ms()
+        if what in ("approve", "reject"):
+            rid = str(body.get("request_id") or "")
+            if controls.vote is None:
+                answer = "approvals are not answered here: this run's channel has no votes"
+            elif not rid:
+                answer = "which approval? request_id is missing"
+            else:
+                answer = await controls.vote(rid, what == "approve", now)
+        elif what == "pause":
+            await controls.set_state("REDUCING", str(body.get("reason") or "paused"), who)
+            answer = "Paused: REDUCING (only orders that reduce exposure)."
+        elif what == "halt":
+            await controls.set_state("HALTED", str(body.get("reason") or "halted"), who)
+            answer = "Halted: no new orders."
+        elif what == "resume":
+            await controls.set_state("ACTIVE", "confirmed resume", who)
+            answer = "Resumed: ACTIVE."
+        else:
+            raise web.HTTPNotFound()
+        controls.append(
+            HTTP_PRESS, now, {"what": what, "who": who, "answer": answer, **_subject(body)}
+        )
+        return web.json_response({"ok": True, "message": answer})
+
+    app.router.add_get("/", page)
+    app.router.add_get("/static/{name}", page)
+    app.router.add_get("/api/status", status)
+    app.router.add_get("/api/events", events)
+    app.router.add_get("/healthz", healthz_handler(health))
+    app.router.add_post("/api/{what}", press)
+    return app
+
+
+def _subject(body: dict[str, Any]) -> dict[str, Any]:
+    return {"request_id": str(body["request_id"])} if body.get("request_id") else {}
+
+
+# Everything from liqguard itself: no CDN, no inline script.
+_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Listen on host:port (access log off: nothing of a request is written)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (port 0 in the config: the system's choice)."""
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    return 0
