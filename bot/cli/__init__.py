@@ -19,7 +19,7 @@ group = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_COMMAND_MODULES = ("backtest", "calibrate", "detect", "fetch", "onchain", "run")
+_COMMAND_MODULES = ("backtest", "calibrate", "detect", "fetch", "health", "onchain", "run")
 
 
 @group.callback()
@@ -41,5 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
-    # `liqguard detect` loads only its own module: the live bot's imports cost a batch run ~0.3 s
-    _load(("detect",) if sys.argv[1:2] == ["detect"] else _COMMAND_MODULES)()
+    # `liqguard detect` loads only its own module: the live bot's imports cost a batch run ~0.3 s;
+    # `liqguard health` too: a probe run every few seconds must not load the trading stack
+    alone = sys.argv[1:2] in (["detect"], ["health"])
+    _load((sys.argv[1],) if alone else _COMMAND_MODULES)()
