@@ -92,12 +92,14 @@ async def test_metrics_agree_with_the_journal_during_a_replay(tmp_path: Path) ->
                 )
                 assert by(got, "liqguard_anomalies_total", "rule", "level") == anomalies
                 assert by(got, "liqguard_actions_total", "strategy", "outcome") == ends
-                assert sum(by(got, "liqguard_orders_total", "venue", "side").values()) == kinds[
-                    JournalKind.ORDER_SENT
-                ]
-                assert sum(by(got, "liqguard_fills_total", "venue", "side").values()) == kinds[
-                    JournalKind.FILL
-                ]
+                assert (
+                    sum(by(got, "liqguard_orders_total", "venue", "side").values())
+                    == kinds[JournalKind.ORDER_SENT]
+                )
+                assert (
+                    sum(by(got, "liqguard_fills_total", "venue", "side").values())
+                    == kinds[JournalKind.FILL]
+                )
                 liq = Counter((e.venue, e.side) for e in fed)
                 assert by(got, "liqguard_liquidations_total", "venue", "side") == liq
                 usd = sum(by(got, "liqguard_liquidations_usd_total", "venue", "side").values())
