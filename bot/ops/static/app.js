@@ -91,7 +91,8 @@ function render(s) {
   for (const r of s.rules) {
     const pts = history[r.rule] = history[r.rule] || [];
     const last = pts[pts.length - 1];
-    if (!last || last[0] !== s.now_ms) pts.push([s.now_ms, r.window_usd]);
+    // a replay's clock reads 0 until its first event: no point at 1970
+    if (s.events > 0 && (!last || last[0] !== s.now_ms)) pts.push([s.now_ms, r.window_usd]);
     if (pts.length > MAX_POINTS) pts.shift();
     draw(r.rule, r.thresholds_usd);
   }
