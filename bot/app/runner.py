@@ -370,8 +370,10 @@ async def _drive(
     if ops is not None:  # metrics, status page, watchdog: each only when configured
         try:
             await ops.start()
-        except SetupError as exc:
+        except SetupError as exc:  # a port taken: said in one sentence, nothing replayed
             display.say(str(exc), "error")
+            if asyncio.iscoroutine(work):
+                work.close()
             await ops.close()
             await rt.close()
             return 2
