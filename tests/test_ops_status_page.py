@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from loguru import logger
 
 from bot.app.wiring import Runtime, build
 from bot.clock import SimClock
@@ -121,6 +122,8 @@ async def test_status_page_in_chromium(
 ) -> None:
     from playwright.async_api import async_playwright
 
+    logged: list[str] = []
+    sink = logger.add(lambda m: logged.append(str(m)), level="DEBUG")
     rt = runtime(server, tmp_path)
     await rt.start()
     said: list[str] = []
@@ -212,8 +215,11 @@ async def test_status_page_in_chromium(
         await orch.stop()
         await ops.close()
         await rt.close()
+        logger.remove(sink)
 
     assert problems == [], problems
+    assert any("refused" in line for line in logged)  # the refusals were logged ...
+    assert all(WEB_TOKEN not in line for line in logged)  # ... and the token never was
     assert all(u.startswith(url) for u in requests), [u for u in requests if not u.startswith(url)]
     assert all(WEB_TOKEN not in u for u in requests)
     assert any("status page on http://127.0.0.1:" in s and "loopback only" in s for s in said)
