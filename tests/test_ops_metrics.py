@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app.wiring import Runtime, build
 from bot.clock import SimClock
 from bot.config.settings import Settings
-from bot.events import JournalKind, Liquidation
+from bot.events import FeedStatus, JournalKind, Liquidation
 from bot.ops.service import Ops
 from bot.secrets import Secrets
 from bot.sources.files import open_tape
@@ -139,3 +139,28 @@ async def test_metrics_agree_with_the_journal_during_a_replay(tmp_path: Path) ->
     assert sum(by(final, "liqguard_orders_total", "venue", "side").values()) > 0
     assert final[("liqguard_journal_commit_seconds_count", ())] > 0
     assert final[("liqguard_journal_last_commit_timestamp_seconds", ())] > 0
+
+
+async def test_a_blind_feed_shows_in_its_state_and_silence(tmp_path: Path) -> None:
+    rt = runtime(tmp_path)
+    ops = Ops(rt, lambda _text: None, env={})
+    await ops.start()
+    try:
+        clock = rt.clock
+        assert isinstance(clock, SimClock)
+        await clock.advance_to(1_733_300_000_000)
+        status = FeedStatus(clock.now_ms(), "binance", "blind", silent_s=90.0, reconnects=3)
+        await rt.orchestrator.handle(status)
+        ops.on_event(status)
+        rt.journal.flush()  # /metrics counts committed rows
+        async with aiohttp.ClientSession() as http, http.get(ops.urls["metrics"] + "metrics") as r:
+            got = samples(await r.text())
+    finally:
+        await ops.close()
+        await rt.close()
+    states = by(got, "liqguard_feed_state", "venue", "liqguard_feed_state")
+    assert states == {("binance", "blind"): 1.0}
+    assert got[("liqguard_feed_silent_seconds", (("venue", "binance"),))] >= 90.0
+    assert got[("liqguard_feed_reconnects", (("venue", "binance"),))] == 3
+    journaled = by(got, "liqguard_journal_rows_total", "kind")
+    assert journaled.get(("feed",)) == 1

@@ -29,7 +29,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 disable_created_metrics()  # the *_created series double the output and no alert uses them
 
-FEED_STATES = ["live", "reconnecting", "blind"]
+FEED_STATES = ["connecting", "live", "reconnecting", "blind"]
 # Journal commits take well under a millisecond to a few hundred on a slow disk.
 COMMIT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -124,6 +124,12 @@ class Metrics:
         self.feed_reconnects = Gauge(
             "liqguard_feed_reconnects", "reconnects of a feed so far", ["venue"], registry=r
         )
+        self.feed_refused = Gauge(
+            "liqguard_feed_refused_liquidations",
+            "liquidations of a feed journaled but never acted on: stale or from the future",
+            ["venue", "why"],
+            registry=r,
+        )
         self.feed_skew = Gauge(
             "liqguard_feed_clock_skew_seconds", "venue clock minus ours", ["venue"], registry=r
         )
@@ -212,6 +218,9 @@ class Metrics:
                 self.feed_state.labels(venue).state(f["state"])
             self.feed_silent.labels(venue).set(float(f.get("silent_s") or 0))
             self.feed_reconnects.labels(venue).set(int(f.get("reconnects") or 0))
+            for why in ("stale", "future"):
+                if why in f:
+                    self.feed_refused.labels(venue, why).set(int(f[why] or 0))
             if f.get("clock_skew_ms") is not None:
                 self.feed_skew.labels(venue).set(f["clock_skew_ms"] / 1000)
         pending = getattr(self.approver, "pending", None)
