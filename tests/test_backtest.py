@@ -129,6 +129,23 @@ def test_sweep_grid_is_the_product_and_thresholds_change_the_anomalies(tmp_path:
     assert not re.search(r"(src|href)=['\"]https?:", page)  # opens from disk, no network
 
 
+def test_puts_and_the_perp_short_side_by_side_in_one_sweep(tmp_path: Path) -> None:
+    results = tmp_path / "hedges.csv"
+    puts_policy = Path(__file__).resolve().parents[1] / "examples/puts.yaml"
+    out = invoke("backtest", f"{CRASH_TAPE}:{CRASH_PRICES}", "--config", puts_policy,
+                 "--sweep", "policy.levels.2[0].params.mode=perp,puts",
+                 "--results", results, "--report", tmp_path / "r.html")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rows = {r["setting"].rsplit("=", 1)[-1]: r for r in csv_rows(results)}
+    puts, perp = rows["puts"], rows["perp"]
+    # the puts cost a premium and gave something back; the perp short paid none
+    assert float(puts["option_premium_usd"]) > 0 and float(puts["option_returned_usd"]) > 0
+    assert float(perp["option_premium_usd"]) == 0 == float(perp["option_returned_usd"])
+    # an option's fill is in the coin, not the underlying: no slippage is made up for it
+    assert abs(float(puts["slippage_usd"])) < abs(float(perp["slippage_usd"])) + 1
+    assert puts["pnl_usd"] != perp["pnl_usd"]
+
+
 def test_no_argument_runs_the_bundled_episodes(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     out = invoke("backtest", "--report", report, "--jobs", "2")

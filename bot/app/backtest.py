@@ -34,6 +34,7 @@ from bot.app.runner import run_replay
 from bot.app.wiring import build
 from bot.approvals import AutoApprover
 from bot.approvals.deadline import DeadlineApprover
+from bot.brokers.options_model import is_option_symbol
 from bot.clock import SimClock
 from bot.config.errors import ConfigError, explain
 from bot.config.settings import Settings
@@ -206,7 +207,9 @@ class RunFigures:
     drawdown_usd: float
     untouched_drawdown_usd: float
     fees_usd: float
-    slippage_usd: float
+    slippage_usd: float  # perps only: an option's fill has no underlying price to slip from
+    option_premium_usd: float  # paid for puts (paper: the model's ask)
+    option_returned_usd: float  # what the puts gave back: sold, settled, or still held at model
     anomalies_by_level: dict[int, int]
     calms: int
     actions: dict[str, int]  # "strategy status": count
@@ -363,7 +366,7 @@ async def _run(
             action = str(p.get("action_id") or str(p["client_id"]).rsplit("-", 1)[0])
             marks.append((ts, str(p["side"]), float(p["price"]), strategy_of.get(action, "")))
             i = int(np.searchsorted(price_ts, ts, side="right")) - 1
-            if i >= 0:
+            if i >= 0 and not is_option_symbol(str(p["symbol"])):
                 sign = 1.0 if p["side"] == "buy" else -1.0
                 slippage += sign * (float(p["price"]) - price_px[i]) * float(p["amount"])
         elif e["kind"] == "anomaly":
@@ -382,6 +385,10 @@ async def _run(
         untouched_drawdown_usd=base.max_drawdown_usd,
         fees_usd=summary.fees_usd,
         slippage_usd=slippage,
+        option_premium_usd=summary.option_premium_usd,
+        option_returned_usd=(
+            summary.option_sold_usd + summary.option_settled_usd + summary.option_held_usd
+        ),
         anomalies_by_level=dict(sorted(summary.anomalies_by_level.items())),
         calms=summary.calms,
         actions={f"{s} {st}": n for (s, st), n in sorted(summary.actions_by_status.items())},

@@ -78,6 +78,8 @@ def figures_row(r: RunFigures) -> dict[str, Any]:
         "drawdown_saved_per_pnl_given_up": r.saved_per_pnl,
         "fees_usd": round(r.fees_usd, 2),
         "slippage_usd": round(r.slippage_usd, 2),
+        "option_premium_usd": round(r.option_premium_usd, 2),
+        "option_returned_usd": round(r.option_returned_usd, 2),
         "anomalies": r.anomalies,
         "anomalies_by_level": " ".join(f"L{k}:{v}" for k, v in r.anomalies_by_level.items()),
         "calms": r.calms,

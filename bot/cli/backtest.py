@@ -112,10 +112,9 @@ def backtest(
         ranked,
         report_html,
         results_csv,
-        setting_text,
     )
 
-    _print_table(runs, objective, ranked, setting_text)
+    _print_table(runs, objective, ranked)
     outputs: list[tuple[Path, Any]] = [(report, lambda: report_html(runs, objective))]
     if results is not None:
         outputs.append((results, lambda: results_csv(runs)))
@@ -137,7 +136,7 @@ def backtest(
         err.print(f"wrote {path}")
 
 
-def _print_table(runs: list[Any], objective: str, ranked: Any, setting_text: Any) -> None:
+def _print_table(runs: list[Any], objective: str, ranked: Any) -> None:
     import json
 
     out = Console(highlight=False)
@@ -148,11 +147,13 @@ def _print_table(runs: list[Any], objective: str, ranked: Any, setting_text: Any
     for name in ("setting", "episode"):
         table.add_column(name)
     for name in ("PnL", "untouched", "drawdown", "untouched dd", "fees", "slippage",
-                 "anomalies", "false alarms", "fills", "liq. avoided"):  # fmt: skip
+                 "puts paid", "puts back", "anomalies", "false alarms", "fills",
+                 "liq. avoided"):  # fmt: skip
         table.add_column(name, justify="right")
     for r in sorted(runs, key=lambda r: (order[json.dumps(r.setting, sort_keys=True)], r.episode)):
         table.add_row(
-            setting_text(r.setting),
+            # the last step of each path: a narrow terminal still tells the settings apart
+            ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r.setting.items()) or "as given",
             r.episode,
             usd(r.pnl_usd),
             usd(r.untouched_pnl_usd),
@@ -160,6 +161,8 @@ def _print_table(runs: list[Any], objective: str, ranked: Any, setting_text: Any
             usd(r.untouched_drawdown_usd),
             usd(r.fees_usd),
             usd(r.slippage_usd),
+            usd(r.option_premium_usd),
+            usd(r.option_returned_usd),
             str(r.anomalies),
             str(r.false_alarms),
             str(r.fills),
