@@ -267,7 +267,9 @@ class SqlJournal:
 
     def _open(self, url: str) -> None:
         try:
-            self.engine: Engine = create_engine(url, future=True)
+            self.engine: Engine = create_engine(
+                url, future=True, pool_pre_ping=not url.startswith("sqlite")
+            )  # pre-ping: a restarted Postgres leaves dead pooled connections
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise JournalError(f"journal.url {shown_url(url)!r}: {_cause(exc)}") from None
         if url.startswith("sqlite"):

@@ -67,3 +67,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(scope="session")
+def pg() -> Any:
+    """A real PostgreSQL (tests/pg.py), started on first use and stopped after the session."""
+    from tests.pg import LocalPostgres
+
+    server = LocalPostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh journal URL on each back end: a SQLite file, or a new database on `pg`."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'j.sqlite'}"
+    return str(request.getfixturevalue("pg").url())

@@ -14,8 +14,11 @@ def _journal(tmp_path: Path) -> SqlJournal:
     return SqlJournal(default_journal_url(tmp_path / "sub" / "j.sqlite"))
 
 
-def test_append_with_key_is_idempotent_and_survives_reopen(tmp_path: Path) -> None:
-    j = _journal(tmp_path)
+# The same tests on both back ends: a SQLite file and a real PostgreSQL (tests/pg.py).
+
+
+def test_append_with_key_is_idempotent_and_survives_reopen(journal_url: str) -> None:
+    j = SqlJournal(journal_url)
     first = j.append("fill", 10, {"client_id": "a-0"}, key="fill:a-0:0")
     again = j.append("fill", 11, {"client_id": "DIFFERENT"}, key="fill:a-0:0")
     j.append("note", 12, {"x": 1})
@@ -24,7 +27,7 @@ def test_append_with_key_is_idempotent_and_survives_reopen(tmp_path: Path) -> No
     assert j.count_by_kind() == {"fill": 1, "note": 2}
     j.close()
 
-    reopened = _journal(tmp_path)
+    reopened = SqlJournal(journal_url)
     assert reopened.has("fill:a-0:0") and not reopened.has("fill:a-0:1")
     assert reopened.find_key("fill:a-0:0")["payload"] == {"client_id": "a-0"}
     assert [e["payload"]["x"] for e in reopened.recent(limit=2)] == [1, 2]
@@ -32,13 +35,13 @@ def test_append_with_key_is_idempotent_and_survives_reopen(tmp_path: Path) -> No
     assert reopened.keys_with_prefix("fill:") == {"fill:a-0:0"}
 
 
-def test_states_and_checkpoint(tmp_path: Path) -> None:
-    j = _journal(tmp_path)
+def test_states_and_checkpoint(journal_url: str) -> None:
+    j = SqlJournal(journal_url)
     assert j.get_state("detector:s") is None
     j.put_state("detector:s", {"v": 1})
     j.checkpoint({"detector:s": {"v": 2}, "cursor:s": {"events": 5}})
     j.close()
-    j = _journal(tmp_path)
+    j = SqlJournal(journal_url)
     assert j.get_state("detector:s") == {"v": 2}
     assert j.get_state("cursor:s") == {"events": 5}
 
@@ -58,9 +61,9 @@ def test_url_is_kept_and_path_becomes_sqlite(tmp_path: Path) -> None:
     assert url.startswith("sqlite:///") and (tmp_path / "a").is_dir()
 
 
-def test_staged_rows_commit_together_and_the_key_index_answers_at_once(tmp_path: Path) -> None:
-    j = _journal(tmp_path)
-    reader = _journal(tmp_path)  # another connection: what a crash would leave
+def test_staged_rows_commit_together_and_the_key_index_answers_at_once(journal_url: str) -> None:
+    j = SqlJournal(journal_url)
+    reader = SqlJournal(journal_url)  # another connection: what a crash would leave
     j.stage("anomaly", 1, {"n": 1}, key="anomaly:s:1")
     j.stage("action_planned", 1, {"n": 2}, key="plan:a")
     j.stage("action_planned", 1, {"n": 99}, key="plan:a")  # a repeat is ignored
@@ -73,7 +76,7 @@ def test_staged_rows_commit_together_and_the_key_index_answers_at_once(tmp_path:
     assert [e["kind"] for e in reader.find()][-1] == "fill"
     j.stage("note", 4, {"n": 5})
     j.close()  # closing flushes
-    again = _journal(tmp_path)
+    again = SqlJournal(journal_url)
     assert [e["payload"]["n"] for e in again.find()] == [1, 2, 3, 4, 5]
     assert again.keys_with_prefix("plan:") == {"plan:a"}  # the index is rebuilt on open
     first = again.find_key("order:a-0")
@@ -93,8 +96,8 @@ def test_compact_folds_the_wal_only_when_due(tmp_path: Path) -> None:
     assert [e["payload"]["n"] for e in _journal(tmp_path).find()] == [0, 1, 2, 3, 4, 9]
 
 
-def test_a_journal_kind_is_stored_as_its_text_and_old_rows_read_by_kind(tmp_path: Path) -> None:
-    url = default_journal_url(tmp_path / "j.sqlite")
+def test_a_journal_kind_is_stored_as_its_text_and_old_rows_read_by_kind(journal_url: str) -> None:
+    url = journal_url
     j = SqlJournal(url)
     j.append(JournalKind.ORDER_SENT, 1, {"client_id": "a-0"}, key="order:a-0")
     j.append("order_sent", 2, {"client_id": "b-0"})  # a row as an older version wrote it

@@ -26,7 +26,8 @@ from bot.sources.prices import read_prices
 from bot.sources.replay import merge
 
 TAPE = Path(str(files("bot").joinpath("data", "binance-btcusdt_2024-12-04_06.csv")))
-PRICES = read_prices(Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv"))))
+PRICES_CSV = Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv")))
+PRICES = read_prices(PRICES_CSV)
 
 
 class Quiet:
@@ -39,7 +40,7 @@ class Quiet:
         return None
 
 
-def _runtime(journal: Path, settings: Settings | None = None) -> Runtime:
+def _runtime(journal: Path | str, settings: Settings | None = None) -> Runtime:
     return build(
         settings or Settings(),
         Secrets(_env_file=None),  # type: ignore[call-arg]
@@ -113,8 +114,11 @@ def _outcome(rt: Runtime) -> dict[str, Any]:
     }
 
 
-async def test_bundled_crash_journal_matches_detector_and_policy(tmp_path: Path) -> None:
-    rt = _runtime(tmp_path / "j.sqlite")
+_OUTCOMES: dict[str, dict[str, Any]] = {}
+
+
+async def test_bundled_crash_journal_matches_detector_and_policy(journal_url: str) -> None:
+    rt = _runtime(journal_url)
     await _run(rt)
     found, action_ids = _expected(rt.settings, rt.session)
     out = _outcome(rt)
@@ -140,13 +144,19 @@ async def test_bundled_crash_journal_matches_detector_and_policy(tmp_path: Path)
         for p in out["paper"]["positions"]
     }
     assert held == pytest.approx({k: v for k, v in net.items() if abs(v) > 1e-12})
+    # SQLite and PostgreSQL journal the same run the same way
+    _OUTCOMES[journal_url.split(":", 1)[0]] = out
+    if len(_OUTCOMES) == 2:
+        assert _OUTCOMES["sqlite"] == _OUTCOMES["postgresql+psycopg"]
 
 
 _STRAIGHT: dict[str, Any] = {}
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["ctrl-c", "hard-crash"])
-async def test_restart_mid_replay_repeats_no_action(tmp_path: Path, crash: bool) -> None:
+async def test_restart_mid_replay_repeats_no_action(
+    tmp_path: Path, crash: bool, journal_url: str
+) -> None:
     settings = Settings.model_validate({"journal": {"checkpoint_every_events": 97}})
     if not _STRAIGHT:  # one uninterrupted run, shared by both cases
         straight = _runtime(tmp_path / "straight.sqlite", settings)
@@ -155,7 +165,7 @@ async def test_restart_mid_replay_repeats_no_action(tmp_path: Path, crash: bool)
         _STRAIGHT["anomaly_ts"] = {p["ts_ms"] for p in _payloads(straight, "anomaly")}
     want = _STRAIGHT
 
-    path = tmp_path / "restarted.sqlite"
+    path = journal_url  # the restarted run, on each back end
     anomaly_events = [
         n
         for n, e in enumerate(_events(), start=1)
@@ -208,3 +218,30 @@ def test_init_writes_a_loadable_config(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 0
     assert load_settings(path).policy == Settings().policy
     assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 2  # no overwrite
+
+
+def test_liqguard_replay_on_postgres_prints_the_summary_sqlite_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bot.app.runner.setup_logging", lambda *a, **k: None)
+    args = ["replay", str(TAPE), "--prices", str(PRICES_CSV), "--journal"]
+    outputs = []
+    for url in (f"sqlite:///{tmp_path / 'j.sqlite'}", pg.url()):
+        result = CliRunner().invoke(app, [*args, url], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        summary = result.output.split("Run summary", 1)[1]
+        outputs.append(summary.split("journal: ", 1)[0])  # the last line names the journal
+        listing = CliRunner().invoke(app, ["journal", "--journal", url, "-n", "3"])
+        assert listing.exit_code == 0 and "order_sent" in _journal_kinds(url)
+    assert "orders sent" in outputs[0] and outputs[0] == outputs[1]
+
+
+def _journal_kinds(url: str) -> set[str]:
+    from bot.journal import SqlJournal
+
+    j = SqlJournal(url)
+    try:
+        return set(j.count_by_kind())
+    finally:
+        j.close()
