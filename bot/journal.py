@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -275,6 +275,8 @@ class SqlJournal:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._staged: list[dict[str, Any]] = []
+        # ha (bot.ha.lease): run in every write transaction; raising refuses the commit
+        self.fence: Callable[[Any], None] | None = None
         self._commits = 0  # since the last WAL checkpoint (compact)
         try:
             metadata.create_all(self.engine)
@@ -306,6 +308,8 @@ class SqlJournal:
             self.flush()
             try:
                 with self.engine.begin() as conn:
+                    if self.fence is not None:
+                        self.fence(conn)
                     pk = conn.execute(insert(entries).values(**row)).inserted_primary_key
             except IntegrityError:
                 if key is None:
@@ -336,10 +340,14 @@ class SqlJournal:
         except IntegrityError:  # another process wrote one of the keys: keep its rows
             for row in self._staged:
                 with contextlib.suppress(IntegrityError), self.engine.begin() as conn:
+                    if self.fence is not None:
+                        self.fence(conn)
                     conn.execute(insert(entries).values(**row))
         self._staged.clear()
 
     def _write_staged(self, conn: Any) -> None:
+        if self.fence is not None:
+            self.fence(conn)
         if not self._staged:
             return
         if conn.dialect.name == "sqlite":  # the driver directly: a quarter of the Core cost

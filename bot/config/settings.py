@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.config.approvals import ApprovalsConfig
 from bot.config.chains import ChainsConfig
+from bot.config.ha import HaConfig
 from bot.config.journal import JournalConfig
 from bot.config.ops import HealthcheckConfig, HttpConfig, MetricsConfig
 from bot.config.paper import PaperConfig
@@ -47,6 +48,7 @@ class Settings(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     healthcheck: HealthcheckConfig = Field(default_factory=HealthcheckConfig)
+    ha: HaConfig | None = Field(default=None, description="active-standby (PostgreSQL only)")
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> Settings:
