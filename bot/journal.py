@@ -345,6 +345,13 @@ class SqlJournal:
                     conn.execute(insert(entries).values(**row))
         self._staged.clear()
 
+    def discard_staged(self) -> None:
+        """Drop the rows not yet committed (a leader that lost its term must not write them)."""
+        for row in self._staged:
+            if row["key"] is not None:
+                self._keys.discard(row["key"])
+        self._staged.clear()
+
     def _write_staged(self, conn: Any) -> None:
         if self.fence is not None:
             self.fence(conn)

@@ -441,3 +441,27 @@ def _scan(tape: Path, ticks: list[PriceTick]) -> tuple[int, tuple[int, int] | No
             last = event.ts_ms if last is None else max(last, event.ts_ms)
     span = (first, last) if first is not None and last is not None else None
     return total, span, recorded.stats
+
+
+async def stream_ha(
+    settings: Settings,
+    origin: str,
+    names: Sequence[str],
+    live: bool,
+    display: Display,
+    *,
+    journal: str | None = None,
+    approvals: str | None = None,
+    console: Any = None,
+) -> int:
+    """`run` under `ha:` / `--standby`: leader or warm standby on the group's lease."""
+    from bot.app.ha import stream_ha as run_ha
+
+    try:
+        secrets = setup(settings)
+    except ConfigError as exc:
+        raise Refused(str(exc), 2) from None
+    return await run_ha(
+        settings, secrets, origin, names, live, display,
+        journal=journal, approvals=approvals, console=console,
+    )  # fmt: skip

@@ -174,6 +174,7 @@ def build(
     source: str = "liqguard.yaml",
     approver: Approver | None = None,
     notifiers: Sequence[Notifier] | None = None,
+    session: str | None = None,
 ) -> Runtime:
     """Everything a run needs, validated (a bad policy raises ConfigError before anything)."""
     resolved = check_policy(settings.policy, source)
@@ -195,7 +196,14 @@ def build(
         from bot.telegram.factory import telegram_credentials
 
         telegram_credentials(settings, secrets)  # before the journal is opened
-    journal = SqlJournal(default_journal_url(journal_url or settings.journal.url))
+    url = default_journal_url(journal_url or settings.journal.url)
+    if settings.ha is not None and url.startswith("sqlite"):
+        raise SetupError(
+            f"ha.group {settings.ha.group}: high availability needs a PostgreSQL journal, and "
+            f"the journal is {url} (SQLite, one host); set journal.url: "
+            "postgresql+psycopg://USER@HOST/DB or remove ha:"
+        )
+    journal = SqlJournal(url)
     try:  # a part that cannot be built leaves no session behind, and the file closed
         clock: Clock = SimClock() if mode == "replay" else WallClock()
         if mode == "live":
@@ -230,9 +238,12 @@ def build(
     except BaseException:
         journal.close()
         raise
-    session, state = open_session(journal, identity, fresh, identity_record)
-    if state == "finished" and mode != "replay":  # a stream that ended: the next session
-        session, state = open_session(journal, identity, True, identity_record)
+    if session:  # ha: every term of a group continues one session (bot.app.ha)
+        state: SessionState = "resume"
+    else:
+        session, state = open_session(journal, identity, fresh, identity_record)
+        if state == "finished" and mode != "replay":  # a stream that ended: the next session
+            session, state = open_session(journal, identity, True, identity_record)
     orchestrator = Orchestrator(
         session=session,
         detector=Detector(settings.rules),

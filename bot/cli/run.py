@@ -107,6 +107,9 @@ def run(
     fresh: Fresh = False,
     http: HttpOpt = None,
     metrics: MetricsOpt = None,
+    standby: Annotated[
+        bool, typer.Option("--standby", help="high availability: lead or stand by (ha:)")
+    ] = False,
 ) -> None:
     """Run the bot: paper mode on the bundled crash replay unless told otherwise."""
     settings, origin = _settings(config)
@@ -114,6 +117,14 @@ def run(
     display = TerminalDisplay()
     with _refusals():
         runner.check_switches(settings, live)
+        if standby or settings.ha is not None:  # docs/high-availability.md
+            names = runner.stream_names(settings, source)
+            work = runner.stream_ha(
+                settings, origin, names, live, display, journal=journal, approvals=approvals,
+                console=err,
+            )  # fmt: skip
+            _exit(runner.run_async(work, display))
+            return
         if live or source or settings.chains:  # `chains:` alone: watch the chains only
             names = runner.stream_names(settings, source)
             work = runner.stream(

@@ -244,6 +244,11 @@ class Orchestrator:
         )
 
     # -- response -----------------------------------------------------------------------------
+    async def respond(self, event: Anomaly | Calm) -> None:
+        """Answer a detection made elsewhere (an ha standby's warm detector) as if just seen."""
+        with self.notifier.hold():
+            await self._respond(event)
+
     async def _respond(self, event: Anomaly | Calm) -> None:
         if isinstance(event, Anomaly):
             n = self.counters.anomalies_by_level

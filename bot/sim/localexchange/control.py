@@ -1,6 +1,7 @@
 """Control routes for driving the local Binance from another process (the benchmark).
 
 POST /_ctl/position {symbol, amount, entry_price?}; GET /_ctl/subscribed (waits);
+GET /_ctl/subscribers (how many sockets are open now);
 POST /_ctl/bursts {bursts: [[msg, ...], ...], wait_order_s, gap_s}: plays each burst, waits
 for the order it should trigger, returns [{sent_ns, arrived_ns, client_id}] (the send time of
 each burst's LAST frame, the one that crosses the threshold); GET /_ctl/orders.
@@ -28,6 +29,9 @@ def add_control(server: LocalBinance) -> None:
     async def subscribed(_r: web.Request) -> web.Response:
         await asyncio.wait_for(server.subscribed.wait(), 30)
         return web.json_response({"ok": True})
+
+    async def subscribers(_r: web.Request) -> web.Response:
+        return web.json_response({"n": sum(not ws.closed for ws in server.subscribers)})
 
     async def orders(_r: web.Request) -> web.Response:
         return web.json_response(
@@ -65,6 +69,7 @@ def add_control(server: LocalBinance) -> None:
     r.add_post("/_ctl/position", position)
     r.add_get("/_ctl/subscribed", subscribed)
     r.add_get("/_ctl/orders", orders)
+    r.add_get("/_ctl/subscribers", subscribers)
     r.add_post("/_ctl/bursts", bursts)
 
 
