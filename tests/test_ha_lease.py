@@ -107,3 +107,22 @@ def test_ha_settings_are_checked() -> None:
     assert ha is not None and ha.lease_s == 10 and ha.renew_every_s == pytest.approx(10 / 3)
     with pytest.raises(ValueError, match=r"renew_s 8\.0 is more than half of lease_s 10\.0"):
         Settings.model_validate({"ha": {"group": "acct", "renew_s": 8}})
+
+
+def test_sqlite_refuses_ha_naming_postgres(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "ha.yaml"
+    config.write_text("ha: {group: acct}\n")
+    result = CliRunner().invoke(
+        app, ["run", "--config", str(config), "--journal", str(tmp_path / "j.sqlite")]
+    )
+    assert result.exit_code == 2
+    assert "high availability needs a PostgreSQL journal" in result.output
+    assert "postgresql+psycopg://" in result.output and "Traceback" not in result.output
+    bare = CliRunner().invoke(app, ["run", "--standby", "--journal", str(tmp_path / "j.sqlite")])
+    assert bare.exit_code == 2 and "--standby needs an ha: section" in bare.output
+    assert not (tmp_path / "j.sqlite").exists()  # refused before anything was journaled
