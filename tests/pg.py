@@ -71,6 +71,8 @@ class LocalPostgres:
             cwd=self.root,
         )
 
+    running = False
+
     def start(self) -> None:
         # fsync off: a test server's data need not survive a power cut
         opts = (
@@ -90,9 +92,11 @@ class LocalPostgres:
             "30",
             "start",
         )
+        self.running = True
 
     def stop(self, mode: str = "fast") -> None:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self.running = False
 
     def restart(self, mode: str = "immediate") -> None:
         """Drop every connection (immediate: as a crash would), then serve again."""
@@ -114,6 +118,7 @@ class LocalPostgres:
 
     def close(self) -> None:
         try:
-            self.stop("immediate")
+            if self.running:
+                self.stop("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
