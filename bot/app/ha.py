@@ -31,7 +31,6 @@ from bot.config.errors import ConfigError
 from bot.config.ha import HaConfig
 from bot.config.settings import Settings
 from bot.detector import Detector
-from bot.engine import ids
 from bot.events import Anomaly, Calm, Event, Liquidation
 from bot.ha.lease import Lease
 from bot.ha.schema import ensure_schema
@@ -236,13 +235,8 @@ class HaRun:
         orch.restore()
         orch.detector = self.detector  # the standby's windows, full
         await orch.resume()
-        for det in list(self.seen):  # what the old leader may have died before journaling
-            key = (
-                ids.anomaly_key(rt.session, det.rule, det.ts_ms, det.level)
-                if isinstance(det, Anomaly)
-                else ids.calm_key(rt.session, det.rule, det.ts_ms)
-            )
-            if not rt.journal.has(key):
+        for det in list(self.seen):  # what the old leader may have died before answering
+            if orch.unanswered(det):
                 await orch.respond(det)
         scheduler = build_scheduler(orch, live=True)
         await rt.start()

@@ -249,6 +249,21 @@ class Orchestrator:
         with self.notifier.hold():
             await self._respond(event)
 
+    def unanswered(self, event: Anomaly | Calm) -> bool:
+        """Whether the journal lacks this detection, or a plan or end of one of its actions (a
+        process that died between committing the detection and planning its actions)."""
+        if isinstance(event, Anomaly):
+            key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
+        else:
+            key = ids.calm_key(self.session, event.rule, event.ts_ms)
+        if not self.journal.has(key):
+            return True
+        for _path, index, tag in self._actions_for(event):
+            aid = ids.action_id(self.session, event.rule, event.ts_ms, tag, index)
+            if not (self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid))):
+                return True
+        return False
+
     async def _respond(self, event: Anomaly | Calm) -> None:
         if isinstance(event, Anomaly):
             n = self.counters.anomalies_by_level
