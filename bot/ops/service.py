@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from bot.app.errors import SetupError
-from bot.app.telegram_control import RuntimeControl
 from bot.config.ops import parse_listen
 from bot.events import Event, FeedStatus, JournalKind, Liquidation, TradingState
 from bot.logs import register_secrets
@@ -23,7 +22,6 @@ from bot.ops import http
 from bot.ops.journal_tail import JournalTail, Row
 from bot.ops.metrics import CONTENT_TYPE, Metrics
 from bot.ops.watchdog import Watchdog
-from bot.telegram.auth import Voter
 
 RECENT = 12  # anomalies and actions shown on the page
 LEVELS_DRAWN = 3  # threshold lines per rule chart
@@ -161,11 +159,15 @@ class Ops:
 
     def _controls(self) -> http.Controls:
         rt = self.rt
+        from bot.app.telegram_control import RuntimeControl  # Telegram and charts load slowly
+
         control = RuntimeControl(rt.orchestrator, rt.broker, rt.journal, rt.settings)
         votes = self._votes()
 
         async def vote(request_id: str, approve: bool, now_ms: int) -> str:
             # the same count as a Telegram button or /approve: one code path, one journal
+            from bot.telegram.auth import Voter  # the Telegram library: only when voting
+
             return str(await votes.vote(request_id, Voter(0, "status page"), approve, now_ms))
 
         async def set_state(state: str, reason: str, by: str) -> Any:
