@@ -594,7 +594,7 @@ def _bitget_entry(e: Mapping[str, Any]) -> Liquidation:
 # created_at (ms), contract_type, pair, business_type}]}. The table calls `direction` "Long or
 # short" but the example carries "sell" with offset "close": we read it as the liquidation
 # ORDER direction (sell = a long was liquidated). USD = trade_turnover (USDT); when it is
-# missing, amount x price. Every liquidation order is pushed (HTX states no sampling).
+# missing, amount x price. The docs mention no sampling; completeness is not confirmed.
 
 
 def parse_htx_liquidation_orders(

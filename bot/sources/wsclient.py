@@ -172,7 +172,7 @@ def _reply(venue: str) -> Reply | None:
         return None
 
     def pong(msg: Any) -> dict[str, Any] | None:
-        # HTX closes a connection that leaves its pings unanswered
+        # HTX's notification websocket wants each ping answered with its own ts
         if isinstance(msg, dict) and msg.get("op") == "ping":
             return {"op": "pong", "ts": msg.get("ts")}
         return None
