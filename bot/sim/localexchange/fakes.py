@@ -107,7 +107,6 @@ class LocalOkx(_LocalWs):
 
     def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
         if text == "ping":
-            self.pinged.set()
             return "pong"
         data = json.loads(text)
         if data.get("op") == "subscribe":
