@@ -18,21 +18,27 @@ from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import FeedStatus, Liquidation
 from bot.sim.localexchange import serve
 from bot.sim.localexchange.fakes import (
+    LocalBitgetUta,
     LocalDeribitTrades,
     LocalDydxIndexer,
     LocalGateFutures,
+    LocalHtxLinearSwap,
+    bitget_liquidation_message,
     deribit_trade,
     deribit_trades_message,
     dydx_trade,
     dydx_trades_message,
     gate_liquidates_message,
+    htx_liquidation_message,
 )
 from bot.sources.feeds import MergedSources
 from bot.sources.validate import MalformedMessage
 from bot.sources.venues import (
+    parse_bitget_liquidation,
     parse_deribit_trades,
     parse_dydx_trades,
     parse_gate_liquidates,
+    parse_htx_liquidation_orders,
     parse_hyperliquid_fills,
     parse_raw_message,
 )
@@ -329,3 +335,149 @@ async def test_dydx_through_its_local_fake() -> None:
         7000.0,
     )
     assert {r["id"] for r in server.subscribe_requests} == {"BTC-USD", "ETH-USD"}
+
+
+# -- Bitget UTA v3 ------------------------------------------------------------------------------
+def test_bitget_frame_from_its_docs_sell_is_a_long_and_usd_is_amount_times_price() -> None:
+    doc = {  # the Liquidation Channel's push example, plus a sell of the same second
+        "data": [
+            {
+                "symbol": "BTCUSDT",
+                "side": "buy",
+                "price": "89000",
+                "amount": "37.722858",
+                "ts": "1736371332162",
+            },
+            {
+                "symbol": "BTCUSDT",
+                "side": "sell",
+                "price": "88990",
+                "amount": "2",
+                "ts": "1736371332170",
+            },
+        ],
+        "arg": {"instType": "usdt-futures", "topic": "liquidation"},
+        "action": "update",
+        "ts": 1736371332162,
+    }
+    liqs = parse_raw_message(doc)
+    assert [(x.venue, x.symbol, x.side, x.ts_ms) for x in liqs] == [
+        ("bitget", "BTCUSDT", "short", 1736371332162),
+        ("bitget", "BTCUSDT", "long", 1736371332170),
+    ]
+    assert liqs[0].notional_usd == pytest.approx(37.722858 * 89000)
+    assert liqs[1].notional_usd == pytest.approx(2 * 88990)
+    ack = {"event": "subscribe", "arg": doc["arg"], "connId": "c1"}
+    assert parse_raw_message(ack) == []
+
+
+def test_bitget_bad_entries_are_skipped_with_a_reason() -> None:
+    msg = bitget_liquidation_message(
+        "usdt-futures", [("ETHUSDT", "close", "3500", "1", T), ("ETHUSDT", "sell", "3500", "0", T)]
+    )
+    errors: list[str] = []
+    assert parse_bitget_liquidation(msg, errors) == []
+    assert "unknown side 'close'" in errors[0] and "amount must be positive" in errors[1]
+    with pytest.raises(MalformedMessage, match="instType 'spot'"):
+        parse_bitget_liquidation({**msg, "arg": {"instType": "spot", "topic": "liquidation"}})
+
+
+async def test_bitget_through_its_local_fake_subscribes_every_product_type_and_pings() -> None:
+    server = LocalBitgetUta()
+    async with serve(server.app) as port:
+        cfg = _cfg(f"ws://127.0.0.1:{port}/v3/ws/public", ping_s=0.05)
+        stream = WsVenueStream("bitget", cfg, print)
+        live = MergedSources([stream], wall_ms)
+        now = time.time_ns() // 1_000_000
+
+        async def feed() -> None:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            await asyncio.wait_for(server.pinged.wait(), WAIT_S)  # the text "ping"
+            msg = bitget_liquidation_message(
+                "usdt-futures", [("SOLUSDT", "sell", "150", "100", now)]
+            )
+            await server.play([msg])
+
+        feeder = asyncio.create_task(feed())
+        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        await feeder
+        await live.close()
+    (liq,) = _liqs(events)
+    assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
+        "bitget",
+        "SOLUSDT",
+        "long",
+        15_000.0,
+    )
+    assert [a["instType"] for a in server.subscribe_requests[0]["args"]] == [
+        "usdt-futures",
+        "coin-futures",
+        "usdc-futures",
+    ]
+    states = [e.state for e in events if isinstance(e, FeedStatus)]
+    assert states[0] == "connecting" and "live" in states
+
+
+# -- HTX linear swaps ---------------------------------------------------------------------------
+def test_htx_frame_from_its_docs_direction_sell_is_a_long_usd_is_turnover() -> None:
+    doc = {  # the documented data update of `public.$contract_code.liquidation_orders`
+        "op": "notify",
+        "topic": "public.O3-USDT.liquidation_orders",
+        "ts": 1639122193214,
+        "data": [
+            {
+                "symbol": "O3",
+                "contract_code": "O3-USDT",
+                "direction": "sell",
+                "offset": "close",
+                "volume": 432,
+                "price": 0.7858,
+                "created_at": 1639122193172,
+                "amount": 432,
+                "trade_turnover": 339.4656,
+                "contract_type": "swap",
+                "pair": "O3-USDT",
+                "business_type": "swap",
+            }
+        ],
+    }
+    (liq,) = parse_raw_message(doc)
+    assert (liq.venue, liq.symbol, liq.side, liq.ts_ms) == ("htx", "O3-USDT", "long", 1639122193172)
+    assert liq.notional_usd == pytest.approx(339.4656)
+    no_turnover = {**doc, "data": [{**doc["data"][0], "direction": "buy"}]}
+    del no_turnover["data"][0]["trade_turnover"]
+    (short,) = parse_htx_liquidation_orders(no_turnover)
+    assert (short.side, short.notional_usd) == ("short", pytest.approx(432 * 0.7858))
+    ack = {"op": "sub", "cid": "x", "topic": doc["topic"], "ts": 1670903745088, "err-code": 0}
+    assert parse_raw_message(ack) == [] and parse_raw_message({"op": "ping", "ts": "1"}) == []
+
+
+async def test_htx_through_its_local_fake_gzip_frames_and_pings_answered() -> None:
+    server = LocalHtxLinearSwap()
+    async with serve(server.app) as port:
+        cfg = _cfg(f"ws://127.0.0.1:{port}/linear-swap-notification")
+        live = MergedSources([WsVenueStream("htx", cfg, print)], wall_ms)
+        now = time.time_ns() // 1_000_000
+
+        async def feed() -> None:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            await server.ping()
+            await asyncio.wait_for(server.ponged.wait(), WAIT_S)
+            entry = ("BTC-USDT", "buy", 250, "0.25", "23750.0", "95000", now)
+            await server.play(
+                [htx_liquidation_message("public.BTC-USDT.liquidation_orders", [entry])]
+            )
+
+        feeder = asyncio.create_task(feed())
+        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        await feeder
+        await live.close()
+    (liq,) = _liqs(events)
+    assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
+        "htx",
+        "BTC-USDT",
+        "short",
+        23_750.0,
+    )
+    assert server.subscribe_requests[0]["topic"] == "public.*.liquidation_orders"
+    assert server.pongs[0]["op"] == "pong" and server.pongs[0]["ts"].isdigit()

@@ -192,7 +192,7 @@ def test_parse_raw_message_detects_each_venue_and_ignores_control_frames() -> No
     assert parse_raw_message(ack) == []
     with pytest.raises(
         MalformedMessage,
-        match="not a Binance, Bybit, OKX, Deribit, Gate, dYdX or Hyperliquid liquidation",
+        match="not a Binance, Bybit, OKX, Deribit, Gate, dYdX, Bitget, HTX or Hyperliquid",
     ):
         parse_raw_message({"e": "aggTrade", "s": "BTCUSDT"})
 

@@ -11,12 +11,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-VenueName = Literal["binance", "bybit", "okx", "deribit", "gate", "dydx", "hyperliquid"]
+VenueName = Literal[
+    "binance", "bybit", "okx", "deribit", "gate", "dydx", "bitget", "htx", "hyperliquid"
+]
 
 # the venues whose liquidations can be streamed, in the order `run` lists them
-STREAM_VENUES = ("binance", "bybit", "okx", "deribit", "gate", "dydx", "hyperliquid")
+STREAM_VENUES = (
+    "binance",
+    "bybit",
+    "okx",
+    "deribit",
+    "gate",
+    "dydx",
+    "bitget",
+    "htx",
+    "hyperliquid",
+)
 # streamed by bot.sources.wsclient (aiohttp) or read from a node's files, not through ccxt
-WS_VENUES = ("deribit", "gate", "dydx")
+WS_VENUES = ("deribit", "gate", "dydx", "bitget", "htx")
 FILE_VENUES = ("hyperliquid",)
 
 
@@ -36,6 +48,8 @@ VENUE_LABELS: dict[str, str] = {
     "deribit": "deribit",
     "gate": "gate",
     "dydx": "dydx",
+    "bitget": "bitget",
+    "htx": "htx",
     "hyperliquid": "hyperliquid",
 }
 _ALIASES: dict[str, str] = {"binance-usdm": "binance", "binanceusdm": "binance"}
@@ -92,7 +106,8 @@ class VenueConfig(BaseModel):
     enabled: bool = Field(default=True, description="stream this venue's liquidations")
     symbols: tuple[str, ...] = Field(
         default=(),
-        description="venue ids (BTCUSDT); empty = all (Bybit: every linear perpetual loaded)",
+        description="venue ids (BTCUSDT); empty = all (Bybit: every linear perpetual loaded; "
+        "Bitget: instTypes such as usdt-futures; HTX: contract codes, default `*`)",
     )
     silence_s: float = Field(
         default=120.0, gt=0, description="no message for this long = the feed is blind"
@@ -132,7 +147,7 @@ class VenueConfig(BaseModel):
         "built-in table; a contract of unknown size is skipped, never guessed",
     )
     ping_s: float = Field(
-        default=15.0, gt=0, description="Deribit, Gate: application ping interval (heartbeat)"
+        default=15.0, gt=0, description="Deribit, Gate, Bitget: application ping interval"
     )
     fills_path: str | None = Field(
         default=None,

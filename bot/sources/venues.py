@@ -1,8 +1,8 @@
 """Venue liquidation messages -> Liquidation events: the code recorded files and live streams share.
 
 Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
-parse_deribit_trades, parse_gate_liquidates, parse_dydx_trades, parse_hyperliquid_fills (a
-node's fills file),
+parse_deribit_trades, parse_gate_liquidates, parse_dydx_trades, parse_bitget_liquidation,
+parse_htx_liquidation_orders, parse_hyperliquid_fills (a node's fills file),
 parse_raw_message (detects the venue), the contract-size tables, event ids.
 
 Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
@@ -37,10 +37,12 @@ __all__ = [
     "MalformedMessage",
     "binance_coinm_contract_usd",
     "parse_binance_force_order",
+    "parse_bitget_liquidation",
     "parse_bybit_liquidation",
     "parse_deribit_trades",
     "parse_dydx_trades",
     "parse_gate_liquidates",
+    "parse_htx_liquidation_orders",
     "parse_hyperliquid_fills",
     "parse_okx_liquidation_orders",
     "parse_raw_message",
@@ -515,6 +517,131 @@ def _dydx_trade(market: str, t: Mapping[str, Any]) -> Liquidation:
 
 
 # ---------------------------------------------------------------------------------------------
+# Bitget UTA v3 public `liquidation`
+# ---------------------------------------------------------------------------------------------
+# Layout: Bitget API docs, UTA > Websocket > Public > "Liquidation Channel"
+# (bitget.com/api-doc/uta/websocket/public/Liquidation-Channel), wss://ws.bitget.com/v3/ws/public,
+# subscribe {"op": "subscribe", "args": [{"instType": "usdt-futures", "topic": "liquidation"}]}
+# (also coin-futures, usdc-futures). Push: {"data": [{symbol, side, price, amount, ts}], "arg":
+# {instType, topic}, "action": "update", "ts"}. Once a second, per symbol, only the LARGEST
+# liquidation of the previous second for longs and for shorts (at most two records): a floor.
+# NOT CONFIRMED from the docs we could read: what `side` means and the unit of `amount`. We read
+# `side` as the liquidation ORDER side, as Bitget's REST liquidation orders do ("liquidation-sell"
+# closes a long: sell = a long was liquidated), and `amount` as base-coin quantity, so
+# USD = amount x price for every instType.
+
+BITGET_INST_TYPES = ("usdt-futures", "coin-futures", "usdc-futures")
+
+
+def parse_bitget_liquidation(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """Bitget UTA `liquidation` push: every entry of `data`."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("a Bitget message must be a JSON object")
+    arg = msg.get("arg")
+    inst_type = str(arg.get("instType", "")) if isinstance(arg, Mapping) else ""
+    if inst_type not in BITGET_INST_TYPES:
+        raise MalformedMessage(
+            f"Bitget liquidation: instType {inst_type[:20]!r} is not one of "
+            f"{', '.join(BITGET_INST_TYPES)}"
+        )
+    data = msg.get("data")
+    if not isinstance(data, list):
+        raise MalformedMessage("Bitget liquidation: 'data' is not a list")
+    out: list[Liquidation] = []
+    for i, entry in enumerate(data):
+        try:
+            if not isinstance(entry, Mapping):
+                raise MalformedMessage("entry is not an object")
+            out.append(_bitget_entry(entry))
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Bitget liquidation data[{i}]", exc)
+    return out
+
+
+def _bitget_entry(e: Mapping[str, Any]) -> Liquidation:
+    symbol = _text(e, "symbol", "symbol")
+    order_side = _text(e, "side", "side").lower()
+    if order_side not in ("buy", "sell"):
+        raise MalformedMessage(f"unknown side {order_side[:20]!r} (expected buy or sell)")
+    side = "long" if order_side == "sell" else "short"
+    amount = _positive(e.get("amount"), "amount")
+    price = _positive(e.get("price"), "price")
+    ts_ms = to_ts_ms(e.get("ts"), "time 'ts'")
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="bitget",
+        symbol=symbol,
+        side=side,
+        notional_usd=amount * price,
+        price=price,
+        quantity=amount,
+        event_id=_event_id("bitget", symbol, ts_ms, side, str(amount), str(price)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# HTX linear swap `public.<contract>.liquidation_orders`
+# ---------------------------------------------------------------------------------------------
+# Layout: HTX USDT-margined contracts API, "[General] Subscribe Liquidation Orders (no
+# authentication) (sub)" (htx.com/en-us/opend/newApiPages/?id=8cb7e25d-77b5-11ed-9966-
+# 0242ac110003), wss://api.hbdm.com/linear-swap-notification, gzip-compressed binary frames,
+# {"op": "sub", "topic": "public.*.liquidation_orders"} (`*`: every contract of business_type
+# swap). Server pings {"op": "ping", "ts"} and expects {"op": "pong", "ts"}. Data: {"op":
+# "notify", "topic", "ts", "data": [{symbol, contract_code, direction, offset, volume
+# (contracts), amount (base token), trade_turnover (quote, USDT), price (bankruptcy),
+# created_at (ms), contract_type, pair, business_type}]}. The table calls `direction` "Long or
+# short" but the example carries "sell" with offset "close": we read it as the liquidation
+# ORDER direction (sell = a long was liquidated). USD = trade_turnover (USDT); when it is
+# missing, amount x price. The docs mention no sampling; completeness is not confirmed.
+
+
+def parse_htx_liquidation_orders(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """HTX `liquidation_orders` notify: every entry of `data`."""
+    if not isinstance(msg, Mapping):
+        raise MalformedMessage("an HTX message must be a JSON object")
+    data = msg.get("data")
+    if not isinstance(data, list):
+        raise MalformedMessage("HTX liquidation_orders: 'data' is not a list")
+    out: list[Liquidation] = []
+    for i, entry in enumerate(data):
+        try:
+            if not isinstance(entry, Mapping):
+                raise MalformedMessage("entry is not an object")
+            out.append(_htx_entry(entry))
+        except MalformedMessage as exc:
+            _entry_error(errors, f"HTX liquidation_orders data[{i}]", exc)
+    return out
+
+
+def _htx_entry(e: Mapping[str, Any]) -> Liquidation:
+    code = _text(e, "contract_code", "contract_code")
+    direction = _text(e, "direction", "direction").lower()
+    if direction not in ("buy", "sell"):
+        raise MalformedMessage(f"unknown direction {direction[:20]!r} (expected buy or sell)")
+    side = "long" if direction == "sell" else "short"
+    price = _positive(e.get("price"), "bankruptcy price 'price'")
+    amount = _positive(e.get("amount"), "amount (base token)")
+    turnover = e.get("trade_turnover")
+    usd = _positive(turnover, "trade_turnover") if turnover is not None else amount * price
+    ts_ms = to_ts_ms(e.get("created_at"), "time 'created_at'")
+    volume = str(e.get("volume", amount))
+    return make_liquidation(
+        ts_ms=ts_ms,
+        venue="htx",
+        symbol=code,
+        side=side,
+        notional_usd=usd,
+        price=price,
+        quantity=amount,
+        event_id=_event_id("htx", code, ts_ms, side, volume, str(price)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Hyperliquid node fills (`--write-fills`)
 # ---------------------------------------------------------------------------------------------
 # Layout: Hyperliquid docs, "L1 data schemas" and the API's fill object: a non-validating node
@@ -613,11 +740,17 @@ def parse_raw_message(
         return parse_deribit_trades(msg, errors)
     if msg.get("channel") == "v4_trades" and msg.get("type") in ("subscribed", "channel_data"):
         return parse_dydx_trades(msg, errors)
+    if isinstance(arg, Mapping) and arg.get("topic") == "liquidation" and "data" in msg:
+        return parse_bitget_liquidation(msg, errors)
+    topic_text = str(topic or "")
+    if msg.get("op") == "notify" and topic_text.endswith(".liquidation_orders"):
+        return parse_htx_liquidation_orders(msg, errors)
     if _is_control(msg):
         return []
     keys = ", ".join(sorted(str(k) for k in msg)[:6])
     raise MalformedMessage(
-        "not a Binance, Bybit, OKX, Deribit, Gate, dYdX or Hyperliquid liquidation message "
+        "not a Binance, Bybit, OKX, Deribit, Gate, dYdX, Bitget, HTX or Hyperliquid liquidation "
+        "message "
         f"(keys: {keys})"
     )
 
@@ -636,5 +769,7 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
         return True  # Deribit
     if msg.get("type") in ("connected", "unsubscribed"):
         return True  # dYdX
+    if msg.get("op") in ("sub", "unsub") and "err-code" in msg:
+        return True  # HTX subscribe answers (a refused one is logged by the stream: err-msg)
     # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
     return "result" in msg and "id" in msg and (len(msg) <= 3 or msg.get("jsonrpc") == "2.0")

@@ -5,6 +5,8 @@
 - WsVenueStream: a VenueStream (same feed health, backoff with tenacity, dedupe by the merge)
   over WsClient for Deribit (`trades.*`, the `liquidation` field) and Gate
   (`futures.public_liquidates`, payload `!all`) and dYdX v4 (indexer `v4_trades`, LIQUIDATED)
+  and Bitget (UTA v3 `liquidation`) and HTX (`public.*.liquidation_orders`: gzip binary frames,
+  the server's `{"op": "ping"}` answered with a pong)
 - NodeFillsStream: a VenueStream over a Hyperliquid node's `--write-fills` output, followed
   as it grows (the newest file of a folder: the node rotates them hourly)
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -28,7 +31,12 @@ DEFAULT_URLS = {
     "deribit": "wss://www.deribit.com/ws/api/v2",
     "gate": "wss://fx-ws.gateio.ws/v4/ws/usdt",
     "dydx": "wss://indexer.dydx.trade/v4/ws",
+    "bitget": "wss://ws.bitget.com/v3/ws/public",
+    "htx": "wss://api.hbdm.com/linear-swap-notification",
 }
+
+Ping = Callable[[], dict[str, Any] | str]
+Reply = Callable[[Any], dict[str, Any] | None]
 
 
 class WsClient:
@@ -38,11 +46,12 @@ class WsClient:
         self,
         url: str,
         subscriptions: Callable[[], list[dict[str, Any]]],
-        ping: Callable[[], dict[str, Any]] | None,
+        ping: Ping | None,
         on_message: Callable[[Any], None],
         *,
         ping_s: float = 15.0,
         connect_timeout_s: float = 10.0,
+        reply: Reply | None = None,
     ) -> None:
         self.url = url
         self.subscriptions = subscriptions
@@ -50,6 +59,7 @@ class WsClient:
         self.on_message = on_message
         self.ping_s = ping_s
         self.connect_timeout_s = connect_timeout_s
+        self.reply = reply  # the answer a venue's own ping wants (HTX), if any
 
     async def session(self) -> None:
         """Run one connection to its end; always raises (a closed socket is a failure)."""
@@ -67,11 +77,11 @@ class WsClient:
                 pinger = asyncio.create_task(self._ping(ws)) if self.ping else None
                 try:
                     async for frame in ws:
-                        if frame.type == aiohttp.WSMsgType.TEXT:
-                            try:
-                                decoded = json.loads(frame.data)
-                            except ValueError:
-                                decoded = frame.data  # a text pong
+                        if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                            decoded = _decode_frame(frame.data)
+                            answer = self.reply(decoded) if self.reply else None
+                            if answer is not None:
+                                await ws.send_str(json.dumps(answer))
                             self.on_message(decoded)
                         elif frame.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                             break
@@ -85,7 +95,21 @@ class WsClient:
         assert self.ping is not None
         while True:
             await asyncio.sleep(self.ping_s)
-            await ws.send_str(json.dumps(self.ping()))
+            ping = self.ping()
+            await ws.send_str(ping if isinstance(ping, str) else json.dumps(ping))
+
+
+def _decode_frame(data: str | bytes) -> Any:
+    """JSON text, or gzip-compressed JSON in a binary frame (HTX); a text pong stays text."""
+    if isinstance(data, bytes):
+        try:
+            data = gzip.decompress(data).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError):
+            return {"unreadable": "binary frame that is not gzip-compressed UTF-8"}
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
 
 
 def deribit_channels(cfg: VenueConfig) -> list[str]:
@@ -120,19 +144,44 @@ def _subscriptions(venue: str, cfg: VenueConfig) -> Callable[[], list[dict[str, 
     if venue == "dydx":  # one subscription per market
         markets = list(cfg.symbols) or ["BTC-USD", "ETH-USD"]
         return lambda: [{"type": "subscribe", "channel": "v4_trades", "id": m} for m in markets]
+    if venue == "bitget":  # one channel per product type; symbols are filtered by the rules
+        kinds = list(cfg.symbols) or ["usdt-futures", "coin-futures", "usdc-futures"]
+        args = [{"instType": k, "topic": "liquidation"} for k in kinds]
+        return lambda: [{"op": "subscribe", "args": args}]
+    if venue == "htx":  # `*`: every linear swap; or one contract code (BTC-USDT) each
+        codes = list(cfg.symbols) or ["*"]
+        return lambda: [
+            {"op": "sub", "cid": f"liqguard-{i}", "topic": f"public.{c}.liquidation_orders"}
+            for i, c in enumerate(codes)
+        ]
     raise ValueError(f"{venue}: no liquidation stream over the shared websocket client")
 
 
-def _ping(venue: str) -> Callable[[], dict[str, Any]] | None:
-    if venue == "dydx":
-        return None  # the indexer pings with control frames; aiohttp answers them
+def _ping(venue: str) -> Ping | None:
+    if venue in ("dydx", "htx"):
+        return None  # the venue pings (control frames; HTX's JSON ping, answered by _reply)
+    if venue == "bitget":
+        return lambda: "ping"  # Bitget: the text "ping", answered by the text "pong"
     if venue == "deribit":
         return lambda: {"jsonrpc": "2.0", "id": 2, "method": "public/test", "params": {}}
     return lambda: {"time": int(time.time()), "channel": "futures.ping"}
 
 
+def _reply(venue: str) -> Reply | None:
+    if venue != "htx":
+        return None
+
+    def pong(msg: Any) -> dict[str, Any] | None:
+        # HTX's notification websocket wants each ping answered with its own ts
+        if isinstance(msg, dict) and msg.get("op") == "ping":
+            return {"op": "pong", "ts": msg.get("ts")}
+        return None
+
+    return pong
+
+
 class WsVenueStream(VenueStream):
-    """Deribit or Gate liquidations over WsClient, with the feed health of every stream."""
+    """Deribit, Gate, dYdX, Bitget or HTX liquidations over WsClient, with common feed health."""
 
     def __init__(
         self,
@@ -162,6 +211,7 @@ class WsVenueStream(VenueStream):
             self.on_raw,
             ping_s=cfg.ping_s,
             connect_timeout_s=cfg.connect_timeout_s,
+            reply=_reply(venue),
         )
 
     def _contract_size(self, inst_id: str) -> float | None:

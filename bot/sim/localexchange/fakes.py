@@ -1,5 +1,6 @@
 """Public liquidation websockets: Bybit (`allLiquidation.<SYM>`), OKX (`liquidation-orders`),
-Deribit (`trades.*`, JSON-RPC) and Gate (`futures.public_liquidates`).
+Deribit (`trades.*`, JSON-RPC), Gate (`futures.public_liquidates`), dYdX (`v4_trades`), Bitget UTA
+(`liquidation`) and HTX (`public.*.liquidation_orders`, gzip binary frames, server pings).
 
 Enough of each protocol for ccxt.pro: subscribe acks, the venues' text pings, and `play()` to
 push messages to the sockets subscribed to their topic; `drop()` cuts every socket.
@@ -8,6 +9,7 @@ push messages to the sockets subscribed to their topic; `drop()` cuts every sock
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from typing import Any
@@ -41,9 +43,15 @@ class _LocalWs:
             topic = self.topic_of(msg)
             for ws, topics in list(self.subs.items()):
                 if topic in topics and not ws.closed:
-                    await ws.send_str(json.dumps(msg))
+                    await self.send(ws, msg)
                     sent += 1
         return sent
+
+    async def send(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
+        await ws.send_str(json.dumps(msg))
+
+    async def send_text(self, ws: web.WebSocketResponse, text: str) -> None:
+        await ws.send_str(text)
 
     async def drop(self) -> None:
         self.subscribed.clear()
@@ -59,7 +67,7 @@ class _LocalWs:
                 if msg.type == WSMsgType.TEXT:
                     reply = self.on_text(ws, msg.data)
                     if reply is not None:
-                        await ws.send_str(reply)
+                        await self.send_text(ws, reply)
         finally:
             self.subs.pop(ws, None)
         return ws
@@ -297,4 +305,128 @@ def dydx_trade(
         "side": side,
         "createdAt": created_at,
         "type": kind,
+    }
+
+
+class LocalBitgetUta(_LocalWs):
+    """`wss://ws.bitget.com/v3/ws/public` as far as the `liquidation` topic goes."""
+
+    path = "/v3/ws/public"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinged = asyncio.Event()
+
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return str(msg["arg"]["instType"])
+
+    def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
+        if text == "ping":
+            self.pinged.set()
+            return "pong"
+        data = json.loads(text)
+        if data.get("op") == "subscribe":
+            self.subscribe_requests.append(data)
+            for arg in data.get("args", []):
+                if arg.get("topic") == "liquidation":
+                    self.subs[ws].add(str(arg.get("instType")))
+            self.subscribed.set()
+            return json.dumps({"event": "subscribe", "arg": data["args"][0], "connId": "c1"})
+        return None
+
+
+def bitget_liquidation_message(
+    inst_type: str, entries: list[tuple[str, str, str, str, int]]
+) -> dict[str, Any]:
+    """entries: (symbol, side, price, amount, ts_ms), as the Liquidation Channel pushes them."""
+    return {
+        "data": [
+            {"symbol": sym, "side": side, "price": px, "amount": amt, "ts": str(ts)}
+            for sym, side, px, amt, ts in entries
+        ],
+        "arg": {"instType": inst_type, "topic": "liquidation"},
+        "action": "update",
+        "ts": max(e[4] for e in entries),
+    }
+
+
+class LocalHtxLinearSwap(_LocalWs):
+    """`wss://api.hbdm.com/linear-swap-notification` as far as `liquidation_orders` goes.
+
+    Every frame it sends is gzip-compressed binary, as HTX's; `ping()` sends HTX's
+    `{"op": "ping"}` and `pongs` keeps the client's answers.
+    """
+
+    path = "/linear-swap-notification"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pongs: list[dict[str, Any]] = []
+        self.ponged = asyncio.Event()
+
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return str(msg["topic"])
+
+    async def play(self, messages: list[dict[str, Any]]) -> int:
+        sent = 0
+        for msg in messages:
+            wanted = {self.topic_of(msg), "public.*.liquidation_orders"}  # `*`: every contract
+            for ws, topics in list(self.subs.items()):
+                if wanted & topics and not ws.closed:
+                    await self.send(ws, msg)
+                    sent += 1
+        return sent
+
+    async def send(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
+        await ws.send_bytes(gzip.compress(json.dumps(msg).encode()))
+
+    async def send_text(self, ws: web.WebSocketResponse, text: str) -> None:
+        await ws.send_bytes(gzip.compress(text.encode()))
+
+    async def ping(self) -> None:
+        for ws in list(self.subs):
+            if not ws.closed:
+                await self.send(ws, {"op": "ping", "ts": str(int(time.time() * 1000))})
+
+    def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
+        data = json.loads(text)
+        if data.get("op") == "pong":
+            self.pongs.append(data)
+            self.ponged.set()
+            return None
+        if data.get("op") == "sub":
+            self.subscribe_requests.append(data)
+            topic = str(data.get("topic", ""))
+            self.subs[ws].add(topic)
+            self.subscribed.set()
+            answer = {"op": "sub", "cid": data.get("cid"), "topic": topic}
+            return json.dumps({**answer, "ts": int(time.time() * 1000), "err-code": 0})
+        return None
+
+
+def htx_liquidation_message(
+    topic: str, entries: list[tuple[str, str, int, str, str, str, int]]
+) -> dict[str, Any]:
+    """entries: (contract_code, direction, volume, amount, trade_turnover, price, created_at)."""
+    return {
+        "op": "notify",
+        "topic": topic,
+        "ts": max(e[6] for e in entries) + 40,
+        "data": [
+            {
+                "symbol": code.split("-")[0],
+                "contract_code": code,
+                "direction": direction,
+                "offset": "close",
+                "volume": volume,
+                "price": float(price),
+                "created_at": created,
+                "amount": float(amount),
+                "trade_turnover": float(turnover),
+                "contract_type": "swap",
+                "pair": code,
+                "business_type": "swap",
+            }
+            for code, direction, volume, amount, turnover, price, created in entries
+        ],
     }
