@@ -8,7 +8,7 @@ Contents, in pipeline order:
 - execution: OrderResult (+ outcome_unknown), Fill, TradingStateChanged, PaperLiquidation,
   OptionMark, OptionSettlement (the paper market's options)
 - people: Notice and its Severity (a message that is no pipeline event)
-- the journal: JournalKind, the kind of every journaled row
+- the journal: JournalKind, the kind of every journaled row; DeliveryOutcome (pagers, bridges)
 
 Money is carried in integer cents where the detector sums it (`*_cents`), with `*_usd`
 properties for display; everything else carries its unit in its name.
@@ -500,3 +500,15 @@ class JournalKind(StrEnum):
     TELEGRAM_REFUSED = "telegram.refused"
     TELEGRAM_PRESS = "telegram.press"
     TELEGRAM_DECISION = "telegram.decision"
+    # outbound: pagers (PagerDuty, Opsgenie, email) and bridges to the desk's other bots
+    PAGE = "page"  # one attempt to page (trigger or resolve), its outcome
+    BRIDGE = "bridge"  # one call to another bot (pause, exit, start, stop, webhook)
+
+
+class DeliveryOutcome(StrEnum):
+    """What one attempt of a pager or bridge call came to."""
+
+    DELIVERED = "delivered"
+    RETRYING = "retrying"  # failed, tried again after a wait (429, 5xx, network)
+    REFUSED = "refused"  # a 4xx other than 429: retrying would not help
+    FAILED = "failed"  # the last try failed: the other channels are told

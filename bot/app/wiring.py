@@ -13,7 +13,8 @@ Contents:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +91,59 @@ def webhook_notifiers(settings: Settings, secrets: Secrets) -> list[Notifier]:
     return [WebhookNotifier(h, secrets) for h in settings.webhooks]
 
 
+def outbound(
+    settings: Settings,
+    journal: SqlJournal,
+    clock: Clock,
+    session: str,
+    fan: FanOut,
+    orchestrator: Orchestrator,
+    broker: Broker,
+    env: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """Pagers and bridges (each only when configured), in the fan-out after the notifiers they
+    alert when one of them fails; keys from the environment (and .env)."""
+    from dotenv import dotenv_values
+
+    from bot.notify.delivery import FailureAlerts
+    from bot.paging.factory import build_pagers
+
+    if env is None:
+        env = {k: v for k, v in dotenv_values(".env").items() if v is not None} | dict(os.environ)
+    alerts = FailureAlerts(clock.now_ms)
+    alerts.notifiers = list(fan.notifiers)
+    chart = None
+    if settings.paging.email is not None and settings.paging.email.attach_chart:
+        chart = _chart_source(orchestrator, broker, journal, settings)
+    out: dict[str, Any] = {}
+    try:
+        pagers = build_pagers(settings.paging, journal, clock.now_ms, session, env, alerts, chart)
+    except ValueError as exc:  # a key missing from the environment: named, exit 2
+        raise SetupError(str(exc)) from None
+    if pagers is not None:
+        fan.notifiers.append(pagers)
+        out["paging"] = pagers
+    return out
+
+
+def _chart_source(
+    orchestrator: Orchestrator, broker: Broker, journal: SqlJournal, settings: Settings
+) -> Any:
+    """The anomaly chart as PNG bytes, drawn off the loop (matplotlib loads here: email only)."""
+    import asyncio
+
+    from bot.app.telegram_control import RuntimeControl
+    from bot.notify.charts import render_chart
+
+    control = RuntimeControl(orchestrator, broker, journal, settings)
+
+    async def png() -> bytes | None:
+        data = await control.chart_input()
+        return await asyncio.to_thread(render_chart, data) if data is not None else None
+
+    return png
+
+
 def onchain_sources(settings: Settings, secrets: Secrets, journal: SqlJournal) -> list[LiveSource]:
     from bot.sources.onchain.factory import create_onchain_sources
 
@@ -149,6 +203,9 @@ class Runtime:
         """Close every part; returns how many notifications could not be delivered in time."""
         notifier = self.orchestrator.notifier
         await notifier.flush(EXIT_DELIVERY_S)  # while the channels are up
+        for name in ("bridges", "paging"):  # their failures are told while Telegram is up
+            if (part := self.extras.get(name)) is not None:
+                await part.drain(EXIT_DELIVERY_S)
         if (tg := self.extras.get("telegram")) is not None:
             await tg.close()
         close = getattr(self.approver, "close", None)
@@ -175,6 +232,7 @@ def build(
     approver: Approver | None = None,
     notifiers: Sequence[Notifier] | None = None,
     session: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Runtime:
     """Everything a run needs, validated (a bad policy raises ConfigError before anything)."""
     resolved = check_policy(settings.policy, source)
@@ -268,6 +326,14 @@ def build(
             flap_hold_s=settings.exchanges.feed_alert_hold_s,
         ),
     )
+    if settings.paging.enabled or settings.bridges:
+        try:
+            extras.update(
+                outbound(settings, journal, clock, session, fan, orchestrator, broker, env)
+            )
+        except BaseException:
+            journal.close()
+            raise
     if (tg := extras.get("telegram")) is not None:
         from bot.app.telegram_control import RuntimeControl  # charts load matplotlib: slow
 

@@ -7,10 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.config.approvals import ApprovalsConfig
+from bot.config.bridges import Bridge
 from bot.config.chains import ChainsConfig
 from bot.config.ha import HaConfig
 from bot.config.journal import JournalConfig
 from bot.config.ops import HealthcheckConfig, HttpConfig, MetricsConfig
+from bot.config.paging import PagingConfig
 from bot.config.paper import PaperConfig
 from bot.config.policy import PolicyConfig
 from bot.config.risk import RiskLimits
@@ -48,6 +50,8 @@ class Settings(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     healthcheck: HealthcheckConfig = Field(default_factory=HealthcheckConfig)
+    paging: PagingConfig = Field(default_factory=PagingConfig)
+    bridges: tuple[Bridge, ...] = Field(default=(), description="the desk's other bots")
     ha: HaConfig | None = Field(default=None, description="active-standby (PostgreSQL only)")
 
     @model_validator(mode="after")

@@ -104,4 +104,12 @@ approvals:
 
 logging:
   level: INFO
+
+# Paging (off): wake a person through PagerDuty, Opsgenie or email; keys from the environment.
+# paging:
+#   pagerduty: {routing_key_env: PAGERDUTY_ROUTING_KEY}
+#   opsgenie: {api_key_env: OPSGENIE_API_KEY, region: us}
+#   email: {host: smtp.example.com, port: 587, username_env: SMTP_USERNAME,
+#           password_env: SMTP_PASSWORD, from_addr: liqguard@example.com, to: [oncall@example.com]}
+#   on: [halt, feed_blind, unhealthy, approval_expired]
 """

@@ -34,7 +34,7 @@ class Ops:
         self.env = dict(os.environ if env is None else env)
         s = rt.settings
         self.wanted = bool(s.metrics.listen or s.http.listen or s.healthcheck.ping_url) or bool(
-            self.env.get("NOTIFY_SOCKET")
+            self.env.get("NOTIFY_SOCKET") or "paging" in rt.extras  # paging: the watchdog pages
         )
         self.last_event_s: dict[str, float] = {}
         self.rejected: dict[str, Callable[[], int]] = {}
@@ -79,6 +79,7 @@ class Ops:
             lambda: self.last_event_s,
             self.env,
             on_lag=self.metrics.loop_lag.set if self.metrics else None,
+            on_health=getattr(rt.extras.get("paging"), "health_changed", None),
         )
         if s.healthcheck.ping_url:
             register_secrets([s.healthcheck.ping_url])  # its path is often the secret part

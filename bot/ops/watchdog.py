@@ -68,12 +68,15 @@ class Watchdog:
         last_events: Callable[[], Mapping[str, float]],
         env: Mapping[str, str] | None = None,
         on_lag: Callable[[float], None] | None = None,
+        on_health: Callable[[bool, str], None] | None = None,
     ) -> None:
         self.config = config
         self.last_commit_s = last_commit_s
         self.last_events = last_events
         self.notify = SdNotify(os.environ if env is None else env)
         self.on_lag = on_lag
+        self.on_health = on_health  # called when the verdict changes (paging: unhealthy)
+        self._healthy = True
         self.lag_s = 0.0
         self.beats = 0
         self.pings = 0
@@ -118,6 +121,9 @@ class Watchdog:
         if self.on_lag is not None:
             self.on_lag(lag_s)
         ok, why = self.health()
+        if ok != self._healthy and self.on_health is not None:
+            self._healthy = ok
+            self.on_health(ok, why)
         if not ok:  # no ping while unhealthy: the outside sees the silence
             self.notify.send(f"STATUS=unhealthy: {why}")
             return
