@@ -15,6 +15,7 @@ import pytest
 
 from bot.app.errors import SetupError
 from bot.app.wiring import Runtime, build
+from bot.clock import SimClock
 from bot.config.settings import Settings
 from bot.events import (
     Decision,
@@ -31,6 +32,7 @@ from bot.paging.pagers import Pagers
 from bot.secrets import Secrets
 from bot.sim.paging import FakeOpsgenie, FakePagerDuty, FakeSmtp
 from bot.sources.files import open_tape
+from bot.sources.replay import replay_events
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 PD_KEY = "pd-routing-key-0123456789abcdef"
@@ -129,7 +131,9 @@ async def test_a_replay_that_halts_pages_all_three_and_a_resume_resolves(
     rt = runtime(tmp_path, told, paging=fakes.paging(), policy=HALT_POLICY)
     orch = rt.orchestrator
     try:
-        for event in open_tape(TAPE):
+        clock = rt.clock
+        assert isinstance(clock, SimClock)
+        async for event in replay_events(open_tape(TAPE), clock, None):
             await orch.handle(event)
             if orch.status()["ladder"] == TradingState.HALTED:
                 break

@@ -123,6 +123,16 @@ def outbound(
     if pagers is not None:
         fan.notifiers.append(pagers)
         out["paging"] = pagers
+    if settings.bridges:
+        from bot.bridges.factory import build_bridges
+
+        try:
+            bridges = build_bridges(settings.bridges, journal, clock.now_ms, session, env, alerts)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from None
+        if bridges is not None:
+            fan.notifiers.append(bridges)
+            out["bridges"] = bridges
     return out
 
 

@@ -128,7 +128,8 @@ class PagingConfig(BaseModel):
     pagerduty: PagerDutyConfig | None = None
     opsgenie: OpsgenieConfig | None = None
     email: EmailConfig | None = None
-    on: tuple[PageTrigger, ...] = Field(
+    # not `on`: YAML 1.1 reads a bare `on` key as the boolean true
+    triggers: tuple[PageTrigger, ...] = Field(
         default=ALL_TRIGGERS, description="what pages: " + ", ".join(ALL_TRIGGERS)
     )
 
@@ -138,6 +139,6 @@ class PagingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _some_trigger(self) -> PagingConfig:
-        if self.enabled and not self.on:
-            raise ValueError("paging.on is empty: nothing would page; remove paging: instead")
+        if self.enabled and not self.triggers:
+            raise ValueError("paging.triggers is empty: nothing would page; remove paging: instead")
         return self

@@ -111,5 +111,13 @@ logging:
 #   opsgenie: {api_key_env: OPSGENIE_API_KEY, region: us}
 #   email: {host: smtp.example.com, port: 587, username_env: SMTP_USERNAME,
 #           password_env: SMTP_PASSWORD, from_addr: liqguard@example.com, to: [oncall@example.com]}
-#   on: [halt, feed_blind, unhealthy, approval_expired]
+#   triggers: [halt, feed_blind, unhealthy, approval_expired]
+
+# Bridges (none): tell the fund's other bots when the ladder moves; credentials from the env.
+# bridges:
+#   - {kind: freqtrade, name: ft, url: "http://127.0.0.1:8080", auth: jwt,
+#      username_env: FREQTRADE_USERNAME, password_env: FREQTRADE_PASSWORD, forceexit_on_halt: false}
+#   - {kind: hummingbot, name: mm, url: "http://127.0.0.1:8000", bots: [mm-btc], stop_on: REDUCING}
+#   - {kind: webhook, name: desk, url: "https://hooks.example.com/x",
+#      secret_env: LIQGUARD_BRIDGE_SECRET}
 """

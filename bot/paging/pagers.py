@@ -1,6 +1,6 @@
 """Pagers: the Notifier that decides what wakes a person, and hands it to every pager.
 
-What pages (`paging.on`):
+What pages (`paging.triggers`):
 - halt: the response pages the humans (a `Notice(page=True)`, e.g. the halt strategy with
   `page_humans`, an action that could not run) or a strategy moved the ladder to HALTED
 - feed_blind: a feed went blind (resolved when it is live again)
@@ -65,7 +65,7 @@ class Pagers:
 
     # -- the notifier -----------------------------------------------------------------------
     async def notify(self, event: object) -> None:
-        on = self.config.on
+        on = self.config.triggers
         match event:
             case TradingStateChanged(state=TradingState.ACTIVE):
                 if key := self._close_episode():
@@ -94,7 +94,7 @@ class Pagers:
 
     def health_changed(self, ok: bool, why: str) -> None:
         """The watchdog's verdict changed (called from its beat; never waits)."""
-        if "unhealthy" not in self.config.on:
+        if "unhealthy" not in self.config.triggers:
             return
         if not ok and self._unhealthy is None:
             self._unhealthy = f"liqguard-{self.session}-unhealthy-{self.now_ms()}"
