@@ -20,7 +20,7 @@ from bot.app.wiring import Runtime, build
 from bot.bridges.bridges import Bridges
 from bot.clock import SimClock
 from bot.config.settings import Settings
-from bot.events import JournalKind, Notice, TradingState
+from bot.events import JournalKind, Notice, TradingState, TradingStateChanged
 from bot.journal import SqlJournal
 from bot.logs import setup_logging
 from bot.secrets import Secrets
@@ -305,3 +305,21 @@ def test_the_documented_examples_load() -> None:
         settings = Settings.model_validate(yaml.safe_load(text))
         assert settings.bridges or settings.paging.enabled
     assert len(Settings.model_validate(yaml.safe_load(bridges)).bridges) == 3
+
+
+async def test_a_resume_after_a_restart_reenables_an_older_freqtrade(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    """The process that paused it is gone: the new one learns the bot's version from /start."""
+    rt = runtime(tmp_path, Told(), bridges=fakes.bridges()[1:2])
+    fakes.old.entries_allowed = False  # /stopentry'd by the liqguard before the restart
+    try:
+        resumed = TradingStateChanged(
+            1_733_335_300_000, TradingState.HALTED, TradingState.ACTIVE, "resumed", "telegram:bob"
+        )
+        await rt.orchestrator.notifier.notify(resumed)
+        await settle(rt)
+        assert fakes.old.calls == ["POST /api/v1/start", "POST /api/v1/reload_config"]
+        assert fakes.old.entries_allowed
+    finally:
+        await rt.close()

@@ -68,7 +68,8 @@ def _calls(
     out: list[tuple[str, object]] = []
     if isinstance(config, FreqtradeBridge):
         if state == TradingState.ACTIVE:
-            if person and config.start_on_resume and "pause" in done:
+            # the ladder left ACTIVE, so it was paused (before a restart, maybe): start it
+            if person and config.start_on_resume and change.previous != TradingState.ACTIVE:
                 out.append(("start", None))
         else:
             # straight to HALTED: exit first, while the bot surely still accepts a forceexit

@@ -83,7 +83,7 @@ class FreqtradeChannel(_Http):
         self.config = config
         self._basic = basic_auth(username, password)
         self._token: str | None = None
-        self._pause = self.OPS["pause"]
+        self._legacy: bool | None = None  # no /pause (404 seen); None: not known yet
 
     async def _login(self) -> str:
         status, data = await self.request(
@@ -114,17 +114,31 @@ class FreqtradeChannel(_Http):
     async def send(self, call: Call) -> str:
         if call.op not in self.OPS:  # never /stop, nor anything not written here
             raise Refused(f"freqtrade: {call.op!r} is not a bridge call")
-        path = self._pause if call.op == "pause" else self.OPS[call.op]
-        if call.op == "start" and self._pause == self.LEGACY_PAUSE:
-            path = self.LEGACY_RESUME  # /start would answer "already running": entries stay off
+        if call.op == "pause":
+            return await self._pause_entries()
+        if call.op == "start" and self._legacy:
+            return await self._say(self.LEGACY_RESUME)  # /start would leave entries off
         body = {"tradeid": "all"} if call.op == "forceexit" else None
-        try:
-            status, data = await self._post(path, body)
-        except Refused as exc:
-            if call.op != "pause" or "HTTP 404" not in str(exc) or path == self.LEGACY_PAUSE:
-                raise
-            self._pause = path = self.LEGACY_PAUSE  # an older Freqtrade: same effect
-            status, data = await self._post(path, body)
+        said = await self._say(self.OPS[call.op], body)
+        if call.op == "start" and self._legacy is None and "already running" in said:
+            # not paused by this process (a restart since): maybe an older Freqtrade's stopentry
+            said += "; " + await self._say(self.LEGACY_RESUME)
+        return said
+
+    async def _pause_entries(self) -> str:
+        if not self._legacy:
+            try:
+                said = await self._say(self.OPS["pause"])
+                self._legacy = False
+                return said
+            except Refused as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+        self._legacy = True  # an older Freqtrade: /stopentry has the same effect on entries
+        return await self._say(self.LEGACY_PAUSE)
+
+    async def _say(self, path: str, body: Any = None) -> str:
+        status, data = await self._post(path, body)
         said = (data.get("status") or data.get("result") or "") if isinstance(data, dict) else ""
         return f"{path} HTTP {status} {str(said)[:120]}".strip()
 
