@@ -272,3 +272,14 @@ def test_a_key_missing_from_the_environment_is_named(tmp_path: Path) -> None:
     paging = {"pagerduty": {"routing_key_env": "NOT_SET_ANYWHERE"}}
     with pytest.raises(SetupError, match="NOT_SET_ANYWHERE is not set"):
         runtime(tmp_path, Told(), env={}, paging=paging)
+
+
+async def test_a_persons_pause_and_resume_page_nobody(tmp_path: Path, fakes: Fakes) -> None:
+    rt = runtime(tmp_path, Told(), paging=fakes.paging(email=None))
+    try:
+        await rt.orchestrator.set_trading_state(TradingState.REDUCING, "desk", "telegram:bob")
+        await rt.orchestrator.resume_trading("telegram:bob")
+        await settle(rt)
+        assert fakes.pd.requests == [] and fakes.og.requests == []
+    finally:
+        await rt.close()

@@ -47,21 +47,29 @@ class Pagers:
         self.session = session
         self._blind: dict[str, str] = {}  # venue -> the key of its outage
         self._unhealthy: str | None = None
-        self._episode: str | None = (journal.get_state(EPISODE_STATE) or {}).get("key")
+        kept = journal.get_state(EPISODE_STATE) or {}
+        self._episode: str | None = kept.get("key")
+        self._paged = bool(kept.get("paged"))  # a resume resolves only what was paged
 
     # -- the episode ------------------------------------------------------------------------
-    def episode(self, ts_ms: int) -> str:
+    def episode(self, ts_ms: int, paging: bool = True) -> str:
         """The open episode's key; opens one at `ts_ms` if none is open."""
+        opened = self._episode is None
         if self._episode is None:
-            self._episode = f"liqguard-{self.session}-{ts_ms}"
-            self.journal.put_state(EPISODE_STATE, {"key": self._episode, "since_ms": ts_ms})
+            self._episode, self._paged = f"liqguard-{self.session}-{ts_ms}", False
+        if opened or (paging and not self._paged):
+            self._paged = self._paged or paging
+            state = {"key": self._episode, "paged": self._paged}
+            self.journal.put_state(EPISODE_STATE, state)
         return self._episode
 
     def _close_episode(self) -> str | None:
-        key, self._episode = self._episode, None
+        """The key to resolve (None when nothing of the episode was paged); closes it."""
+        key, paged = self._episode, self._paged
+        self._episode, self._paged = None, False
         if key is not None:
             self.journal.put_state(EPISODE_STATE, {"key": None, "closed": key})
-        return key
+        return key if paged else None
 
     # -- the notifier -----------------------------------------------------------------------
     async def notify(self, event: object) -> None:
@@ -71,9 +79,10 @@ class Pagers:
                 if key := self._close_episode():
                     self._all(Call("resolve", key, f"resumed by {event.by}", _resolved(event)))
             case TradingStateChanged():
-                key = self.episode(event.ts_ms)  # a person's pause opens it too: one incident
                 by_policy = event.by.startswith("strategy:") or event.by == "policy"
-                if "halt" in on and by_policy and render(event).page:
+                pages = "halt" in on and by_policy and render(event).page
+                key = self.episode(event.ts_ms, pages)  # a person's pause opens it: one incident
+                if pages:
                     self._page(key, "halt", event, chart=True)
             case Notice(page=True) if "halt" in on:
                 self._page(self.episode(event.ts_ms), "halt", event, chart=True)
