@@ -28,6 +28,7 @@ from bot.events import (
 from bot.journal import SqlJournal
 from bot.logs import setup_logging
 from bot.notify.charts import PNG_SIGNATURE
+from bot.ops.service import Ops
 from bot.paging.pagers import Pagers
 from bot.secrets import Secrets
 from bot.sim.paging import FakeOpsgenie, FakePagerDuty, FakeSmtp
@@ -227,11 +228,19 @@ async def test_an_expired_approval_and_an_unhealthy_bot_page(tmp_path: Path, fak
         pagers = await settle(rt)
         (asked,) = [r["json"] for r in fakes.pd.requests]
         assert asked["payload"]["summary"] == "Approval expired unanswered: a1"
-        pagers.health_changed(False, "the event loop lagged 7.0 s (max 5 s)")
-        pagers.health_changed(True, "loop lag 3 ms")
+        # the watchdog's beat: a loop that lagged 7 s (max 5 s) pages; healthy again resolves
+        ops = Ops(rt, lambda _text: None, env={})
+        await ops.start()
+        assert ops.watchdog is not None
+        ops.watchdog.beat(7.0)
         await settle(rt)
-        sick = [k for k in fakes.pd.alerts if "unhealthy" in k]
-        assert len(sick) == 1 and fakes.pd.alerts[sick[0]] == "resolved"
+        (sick,) = [r["json"] for r in fakes.pd.requests if "unhealthy" in r["json"]["dedup_key"]]
+        assert sick["payload"]["custom_details"]["text"].startswith("the event loop lagged 7.0 s")
+        ops.watchdog.beat(0.0)
+        await ops.close()
+        await settle(rt)
+        assert [v for k, v in fakes.pd.alerts.items() if "unhealthy" in k] == ["resolved"]
+        assert pagers.deliveries[0].failed == 0
     finally:
         await rt.close()
 
