@@ -770,6 +770,6 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
     if msg.get("type") in ("connected", "unsubscribed"):
         return True  # dYdX
     if msg.get("op") in ("sub", "unsub") and "err-code" in msg:
-        return True  # HTX subscribe answers (a refused one is logged by the stream: err-msg)
+        return True  # HTX subscribe answers (a refused one stops the stream blind: wsclient)
     # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
     return "result" in msg and "id" in msg and (len(msg) <= 3 or msg.get("jsonrpc") == "2.0")

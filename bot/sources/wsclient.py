@@ -180,6 +180,33 @@ def _reply(venue: str) -> Reply | None:
     return pong
 
 
+class SubscriptionRefused(ValueError):
+    """The venue answered a subscribe with an error: a configuration it will not serve, so
+    the feed stops `blind` with the venue's own reason (a retry would be refused again)."""
+
+
+def refusal(venue: str, msg: Any) -> str | None:
+    """The venue's reason if `msg` refuses a subscription, else None."""
+    if not isinstance(msg, dict):
+        return None
+    if venue == "htx":
+        # HTX: {"op": "sub", "err-code": 2011, "err-msg": ...} (0 = accepted), or the
+        # {"status": "error", "err-code", "err-msg"} form of its other websockets
+        code = msg.get("err-code")
+        refused = msg.get("status") == "error" or (
+            msg.get("op") == "sub" and code not in (None, 0, "0")
+        )
+        if refused:
+            what = msg.get("topic") or "the subscription"
+            return f"HTX refused {what}: err-code {code}: {msg.get('err-msg') or 'no reason given'}"
+    if venue == "bitget" and msg.get("event") == "error":
+        # Bitget: {"event": "error", "arg": {...}, "code": "30001", "msg": ...}
+        arg = msg.get("arg")
+        what = f"{arg.get('instType')} {arg.get('topic')}" if isinstance(arg, dict) else "it"
+        return f"Bitget refused {what}: code {msg.get('code')}: {msg.get('msg') or 'no reason'}"
+    return None
+
+
 class WsVenueStream(VenueStream):
     """Deribit, Gate, dYdX, Bitget or HTX liquidations over WsClient, with common feed health."""
 
@@ -208,7 +235,7 @@ class WsVenueStream(VenueStream):
             cfg.endpoints.ws or DEFAULT_URLS[venue],
             _subscriptions(venue, cfg),
             _ping(venue),
-            self.on_raw,
+            self._on_frame,
             ping_s=cfg.ping_s,
             connect_timeout_s=cfg.connect_timeout_s,
             reply=_reply(venue),
@@ -216,6 +243,13 @@ class WsVenueStream(VenueStream):
 
     def _contract_size(self, inst_id: str) -> float | None:
         return self.cfg.contract_sizes.get(inst_id)
+
+    def _on_frame(self, message: Any) -> None:
+        reason = refusal(self.venue, message)
+        if reason is not None:
+            self.health.last_frame_ms = self.now_ms()
+            raise SubscriptionRefused(reason)  # ends the session: blind, with this reason
+        self.on_raw(message)
 
     async def _session(self) -> None:
         self._sessions += 1

@@ -316,6 +316,7 @@ class LocalBitgetUta(_LocalWs):
     def __init__(self) -> None:
         super().__init__()
         self.pinged = asyncio.Event()
+        self.refuse: dict[str, tuple[str, str]] = {}  # instType -> (code, msg) it refuses
 
     def topic_of(self, msg: dict[str, Any]) -> str:
         return str(msg["arg"]["instType"])
@@ -328,6 +329,11 @@ class LocalBitgetUta(_LocalWs):
         if data.get("op") == "subscribe":
             self.subscribe_requests.append(data)
             for arg in data.get("args", []):
+                refused = self.refuse.get(str(arg.get("instType")))
+                if refused is not None:  # Bitget's error event (code, msg) for that arg
+                    code, why = refused
+                    error = {"event": "error", "arg": arg, "code": code, "msg": why}
+                    return json.dumps({**error, "op": "subscribe"})
                 if arg.get("topic") == "liquidation":
                     self.subs[ws].add(str(arg.get("instType")))
             self.subscribed.set()
@@ -363,6 +369,7 @@ class LocalHtxLinearSwap(_LocalWs):
         super().__init__()
         self.pongs: list[dict[str, Any]] = []
         self.ponged = asyncio.Event()
+        self.refuse: dict[str, tuple[int, str]] = {}  # topic -> (err-code, err-msg) it refuses
 
     def topic_of(self, msg: dict[str, Any]) -> str:
         return str(msg["topic"])
@@ -397,9 +404,14 @@ class LocalHtxLinearSwap(_LocalWs):
         if data.get("op") == "sub":
             self.subscribe_requests.append(data)
             topic = str(data.get("topic", ""))
+            answer = {"op": "sub", "cid": data.get("cid"), "topic": topic}
+            refused = self.refuse.get(topic)
+            if refused is not None:  # HTX's refusal: a non-zero err-code and its err-msg
+                code, why = refused
+                ts = int(time.time() * 1000)
+                return json.dumps({**answer, "ts": ts, "err-code": code, "err-msg": why})
             self.subs[ws].add(topic)
             self.subscribed.set()
-            answer = {"op": "sub", "cid": data.get("cid"), "topic": topic}
             return json.dumps({**answer, "ts": int(time.time() * 1000), "err-code": 0})
         return None
 
