@@ -11,16 +11,28 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.app.live import create_live_sources
+import pytest
+
+from bot.app.live import LiveSetupError, create_live_sources
 from bot.app.wiring import Runtime, build
 from bot.config.loader import load_settings
-from bot.events import FeedStatus
+from bot.config.venues import VenueConfig
+from bot.events import FeedStatus, Liquidation
 from bot.notify.format import render
+from bot.secrets import Secrets
 from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.fakes import LocalBitgetUta, LocalHtxLinearSwap
-from bot.sources.feeds import merged_sources
+from bot.sim.localexchange.hyperliquid import LocalHyperliquid, hyperliquid_fill
+from bot.sources.feeds import MergedSources, merged_sources
+from bot.sources.streams import wall_ms
+from bot.sources.venues import (
+    parse_hyperliquid_fills,
+    parse_hyperliquid_user_fills,
+    parse_raw_message,
+)
 
 WAIT_S = 15.0  # a bound for local round trips; never a timing assertion
+T = 1_764_000_000_000
 
 
 def now_ms() -> int:
@@ -144,3 +156,102 @@ async def test_bitget_error_event_is_blind_with_its_reason(tmp_path: Path) -> No
     reason = "Bitget refused usdc-futures liquidation: code 30001: instType:usdc-futures"
     assert reason in feed["detail"] and reason in rows[-1]["detail"]
     assert len(told) == 1 and reason in told[0].detail
+
+
+# -- Hyperliquid: the fund's own accounts -------------------------------------------------------
+FUND = "0x3333333333333333333333333333333333333333"
+FUND2 = "0x4444444444444444444444444444444444444444"
+OTHER = "0x5555555555555555555555555555555555555555"
+
+
+def test_hyperliquid_user_fills_from_its_docs_count_only_the_accounts_own_liquidation() -> None:
+    fills = [
+        hyperliquid_fill("BTC", "A", "95000.0", "0.5", T, 11, FUND),  # the fund's long, sold
+        hyperliquid_fill("ETH", "B", "3500.0", "2.0", T, 12, OTHER),  # the fund was the buyer
+        hyperliquid_fill("ETH", "B", "3500.0", "1.0", T, 13),  # an ordinary fill
+    ]
+    push = {"channel": "userFills", "data": {"user": FUND, "fills": fills}}
+    liqs = parse_raw_message(push)
+    assert [(x.venue, x.symbol, x.side, x.notional_usd) for x in liqs] == [
+        ("hyperliquid", "BTC", "long", 47_500.0)
+    ]
+    # the same fill in a node's fills file gets the same id: one event if both feeds run
+    assert parse_hyperliquid_fills([FUND, fills[0]])[0].event_id == liqs[0].event_id
+    snapshot = {"channel": "userFills", "data": {"isSnapshot": True, "user": FUND, "fills": fills}}
+    assert parse_hyperliquid_user_fills(snapshot) == []  # history on (re)subscribe: not counted
+    ack = {"channel": "subscriptionResponse", "data": {"method": "subscribe"}}
+    assert parse_raw_message(ack) == [] and parse_raw_message({"channel": "pong"}) == []
+
+
+def test_hyperliquid_accounts_must_be_addresses() -> None:
+    with pytest.raises(ValueError, match=r"accounts: '0x12' is not a Hyperliquid address"):
+        VenueConfig(accounts=("0x12",))
+    settings = load_settings(overrides={"exchanges": {"venues": {"hyperliquid": {}}}})
+    bad = Secrets(_env_file=None, hyperliquid_accounts="nope")  # type: ignore[call-arg]
+    with pytest.raises(LiveSetupError, match="LIQGUARD_HYPERLIQUID_ACCOUNTS: 'nope'"):
+        create_live_sources(settings, bad, ["hyperliquid"])
+
+
+async def test_hyperliquid_accounts_through_ccxt_and_the_local_fake() -> None:
+    server = LocalHyperliquid()
+    old = hyperliquid_fill("BTC", "A", "90000.0", "1.0", T, 1, FUND)
+    server.history[FUND] = [old]  # a liquidation of last year, in the snapshot
+    async with serve(server.app) as port:
+        endpoints = {
+            "rest": f"http://127.0.0.1:{port}",
+            "ws": f"ws://127.0.0.1:{port}/ws",
+            "allow_insecure": True,
+        }
+        settings = load_settings(
+            overrides={
+                "exchanges": {
+                    "venues": {"hyperliquid": {"accounts": [FUND], "endpoints": endpoints}}
+                }
+            }
+        )
+        mixed_case = FUND2.upper().replace("X", "x")  # addresses are compared lower-cased
+        env = Secrets(_env_file=None, hyperliquid_accounts=mixed_case)  # type: ignore[call-arg]
+        (stream,) = create_live_sources(settings, env, ["hyperliquid"])
+        live = MergedSources([stream], wall_ms)
+        now = now_ms()
+
+        async def feed() -> None:
+            await until(lambda: len(server.subscribe_requests) == 2)
+            mine = hyperliquid_fill("ETH", "B", "3500.0", "4.0", now, 21, FUND2)  # short closed
+            theirs = hyperliquid_fill("ETH", "A", "3500.0", "4.0", now, 21, FUND2)
+            await server.play_fills(FUND, [theirs])  # FUND sold into FUND2's liquidation
+            await server.play_fills(FUND2, [mine])
+
+        feeder = asyncio.create_task(feed())
+        events = await _collect(live, lambda seen: any(isinstance(e, Liquidation) for e in seen))
+        await feeder
+        await live.close()
+    (liq,) = [e for e in events if isinstance(e, Liquidation)]
+    assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
+        "hyperliquid",
+        "ETH",
+        "short",
+        14_000.0,
+    )
+    assert liq.received_ms is not None and liq.event_id.endswith(FUND2)
+    users = sorted(r["subscription"]["user"] for r in server.subscribe_requests)
+    assert users == [FUND, FUND2]  # config and LIQGUARD_HYPERLIQUID_ACCOUNTS, one each
+    assert all(r["subscription"]["type"] == "userFills" for r in server.subscribe_requests)
+    statuses = [e for e in events if isinstance(e, FeedStatus)]
+    assert {s.venue for s in statuses} == {"hyperliquid-accounts"}
+    assert statuses[0].state == "connecting" and statuses[0].covers == ("hyperliquid",)
+    # the tokens and the perps only: no spot markets, no HIP-3 dex lists
+    assert sorted(i["type"] for i in server.info_requests) == ["metaAndAssetCtxs", "spotMeta"]
+
+
+async def _collect(live: MergedSources, cond: Callable[[list[Any]], bool]) -> list[Any]:
+    seen: list[Any] = []
+
+    async def run() -> None:
+        async for ev in live.events():
+            seen.append(ev)
+            if cond(seen):
+                return
+
+    await asyncio.wait_for(run(), WAIT_S)
+    return seen

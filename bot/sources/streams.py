@@ -8,6 +8,8 @@ blind/live). The streams of several venues (and chains) are merged by bot.source
   binance: watch_liquidations_for_symbols([]) -> `!forceOrder@arr`
   bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
   okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
+  hyperliquid: watch_my_liquidations_for_symbols per account of the fund (`userFills`),
+           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient)
 """
 
 from __future__ import annotations
@@ -76,10 +78,11 @@ class VenueStream:
         now_ms: NowMs = wall_ms,
         reconnect_max_s: float = 30.0,
         reconnect_initial_s: float = 0.2,
+        name: str | None = None,
     ) -> None:
         self.venue = venue
-        self.name = venue
-        self.feed_covers = {venue: (venue,)}  # "binance" carries binance-usdm and -coinm
+        self.name = name or venue  # the feed's name (hyperliquid-accounts: not the whole venue)
+        self.feed_covers = {self.name: (venue,)}  # "binance" carries binance-usdm and -coinm
         self.exchange = exchange
         self.cfg = cfg
         self.emit = emit
@@ -202,6 +205,15 @@ class VenueStream:
                 # one subscribe hash per instType: ccxt's own call would send only the first
                 hashes = [f"liquidation-orders::{inst_type}"]
                 watches.append(partial(ex.watch_multiple, url, ["liquidations"], request, hashes))
+        elif self.venue == "hyperliquid":  # the fund's own accounts: userFills, one each
+            watches = [
+                partial(ex.watch_my_liquidations_for_symbols, [], None, None, {"user": a})
+                for a in self.cfg.accounts
+            ]
+            if not watches:
+                raise ValueError(
+                    "hyperliquid: no account to watch (exchanges.venues.hyperliquid.accounts)"
+                )
         else:
             raise ValueError(f"{self.venue}: no liquidation stream through ccxt")
         # not live yet: a subscription sent says nothing; the first frame will
@@ -255,13 +267,13 @@ class VenueStream:
         silent_s = (now - last) / 1000 if last is not None else 0.0
         return FeedStatus(
             ts_ms=now,
-            venue=self.venue,
+            venue=self.name,
             state=self.health.state,  # type: ignore[arg-type]
             silent_s=silent_s,
             reconnects=self.health.reconnects,
             clock_skew_ms=self.health.clock_skew_ms,
             detail=detail,
-            covers=self.feed_covers[self.venue],
+            covers=self.feed_covers[self.name],
         )
 
     def check_silence(self, started_ms: int) -> None:

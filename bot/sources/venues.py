@@ -3,6 +3,7 @@
 Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
 parse_deribit_trades, parse_gate_liquidates, parse_dydx_trades, parse_bitget_liquidation,
 parse_htx_liquidation_orders, parse_hyperliquid_fills (a node's fills file),
+parse_hyperliquid_user_fills (the fund's own accounts: `userFills`),
 parse_raw_message (detects the venue), the contract-size tables, event ids.
 
 Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
@@ -44,6 +45,7 @@ __all__ = [
     "parse_gate_liquidates",
     "parse_htx_liquidation_orders",
     "parse_hyperliquid_fills",
+    "parse_hyperliquid_user_fills",
     "parse_okx_liquidation_orders",
     "parse_raw_message",
 ]
@@ -674,6 +676,40 @@ def parse_hyperliquid_fills(line: Any, errors: list[str] | None = None) -> list[
     return out
 
 
+# The fund's own accounts: the public websocket's `userFills` subscription (Hyperliquid docs,
+# "Websocket > Subscriptions": {"method": "subscribe", "subscription": {"type": "userFills",
+# "user": <address>}}; data WsUserFills {isSnapshot?, user, fills: [WsFill]}, a WsFill carrying
+# `liquidation` (FillLiquidation {liquidatedUser?, markPx, method}) when a liquidation made it).
+# ccxt's watchMyLiquidations subscribes to exactly this; we read the raw frames. The first
+# message (isSnapshot: true) is the account's recent history, not counted.
+
+
+def parse_hyperliquid_user_fills(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """A `userFills` push: the fills that liquidated the account itself; [] for a snapshot."""
+    data = msg.get("data")
+    if not isinstance(data, Mapping):
+        raise MalformedMessage("Hyperliquid userFills: 'data' is not an object")
+    if data.get("isSnapshot") is True:
+        return []  # the account's history, sent on every (re)subscribe
+    user = _text(data, "user", "user")
+    fills = data.get("fills")
+    if not isinstance(fills, list):
+        raise MalformedMessage("Hyperliquid userFills: 'data.fills' is not a list")
+    out: list[Liquidation] = []
+    for i, fill in enumerate(fills):
+        try:
+            if not isinstance(fill, Mapping):
+                raise MalformedMessage("fill is not an object")
+            liq = _hyperliquid_fill(user, fill)
+            if liq is not None:
+                out.append(liq)
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Hyperliquid userFills fills[{i}]", exc)
+    return out
+
+
 def _hyperliquid_fill(user: str, f: Mapping[str, Any]) -> Liquidation | None:
     info = f.get("liquidation")
     if not isinstance(info, Mapping):
@@ -742,6 +778,8 @@ def parse_raw_message(
         return parse_dydx_trades(msg, errors)
     if isinstance(arg, Mapping) and arg.get("topic") == "liquidation" and "data" in msg:
         return parse_bitget_liquidation(msg, errors)
+    if msg.get("channel") == "userFills":
+        return parse_hyperliquid_user_fills(msg, errors)
     topic_text = str(topic or "")
     if msg.get("op") == "notify" and topic_text.endswith(".liquidation_orders"):
         return parse_htx_liquidation_orders(msg, errors)
@@ -769,6 +807,8 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
         return True  # Deribit
     if msg.get("type") in ("connected", "unsubscribed"):
         return True  # dYdX
+    if msg.get("channel") in ("subscriptionResponse", "pong"):
+        return True  # Hyperliquid
     if msg.get("op") in ("sub", "unsub") and "err-code" in msg:
         return True  # HTX subscribe answers (a refused one stops the stream blind: wsclient)
     # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
