@@ -16,12 +16,17 @@ import pytest
 from bot.app.live import LiveSetupError, create_live_sources
 from bot.app.wiring import Runtime, build
 from bot.config.loader import load_settings
-from bot.config.venues import VenueConfig
+from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import FeedStatus, Liquidation
 from bot.notify.format import render
 from bot.secrets import Secrets
 from bot.sim.localexchange import local_secrets, serve
-from bot.sim.localexchange.fakes import LocalBitgetUta, LocalHtxLinearSwap
+from bot.sim.localexchange.fakes import (
+    LocalBitgetUta,
+    LocalGateFutures,
+    LocalHtxLinearSwap,
+    gate_liquidates_message,
+)
 from bot.sim.localexchange.hyperliquid import LocalHyperliquid, hyperliquid_fill
 from bot.sources.feeds import MergedSources, merged_sources
 from bot.sources.streams import wall_ms
@@ -30,6 +35,7 @@ from bot.sources.venues import (
     parse_hyperliquid_user_fills,
     parse_raw_message,
 )
+from bot.sources.wsclient import WsVenueStream
 
 WAIT_S = 15.0  # a bound for local round trips; never a timing assertion
 T = 1_764_000_000_000
@@ -255,3 +261,44 @@ async def _collect(live: MergedSources, cond: Callable[[list[Any]], bool]) -> li
 
     await asyncio.wait_for(run(), WAIT_S)
     return seen
+
+
+# -- Gate: every contract's size from its contracts endpoint ------------------------------------
+async def test_gate_sizes_every_contract_from_its_list_and_rejects_one_it_does_not_know() -> None:
+    server = LocalGateFutures()  # lists BTC_USDT 0.0001 and ETH_USDT 0.01 at start
+    async with serve(server.app) as port:
+        endpoints = EndpointsConfig(
+            rest=f"http://127.0.0.1:{port}",
+            ws=f"ws://127.0.0.1:{port}/v4/ws/usdt",
+            allow_insecure=True,
+        )
+        stream = WsVenueStream("gate", VenueConfig(endpoints=endpoints), print)
+        live = MergedSources([stream], wall_ms)
+        now = now_ms()
+
+        async def feed() -> None:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            await server.play([gate_liquidates_message([("ETH_USDT", -300, "3500", now)])])
+            server.contracts["PEPE_USDT"] = "10000000"  # listed after the run started
+            await server.play([gate_liquidates_message([("PEPE_USDT", 2, "0.00001", now + 1)])])
+            await server.play([gate_liquidates_message([("NOPE_USDT", -5, "1.5", now + 2)])])
+            await server.play([gate_liquidates_message([("BTC_USDT", 10, "95000", now + 3)])])
+
+        feeder = asyncio.create_task(feed())
+        events = await _collect(
+            live,
+            lambda seen: any(isinstance(e, Liquidation) and e.symbol == "BTC_USDT" for e in seen),
+        )
+        await feeder
+        await live.close()
+    got = [
+        (e.symbol, e.side, round(e.notional_usd, 2)) for e in events if isinstance(e, Liquidation)
+    ]
+    assert got == [
+        ("ETH_USDT", "long", 10_500.0),  # 300 x 0.01 x 3500: a contract beyond the built-in table
+        ("PEPE_USDT", "short", 200.0),  # 2 x 10,000,000 x 0.00001: sized by reloading the list
+        ("BTC_USDT", "short", 95.0),  # 10 x 0.0001 x 95,000
+    ]
+    assert stream.health.rejected == 1  # NOPE_USDT: never guessed
+    assert "NOPE_USDT: contract size unknown" in stream.health.last_rejected
+    assert server.contract_requests == 3  # at start, then once for each contract it lacked

@@ -150,8 +150,8 @@ class VenueConfig(BaseModel):
     )
     contract_sizes: dict[str, float] = Field(
         default_factory=dict,
-        description="Gate: base units per contract (quanto_multiplier) by contract, beyond the "
-        "built-in table; a contract of unknown size is skipped, never guessed",
+        description="Gate: base units per contract (quanto_multiplier) by contract, over what "
+        "Gate's contracts endpoint lists; a contract of unknown size is rejected, never guessed",
     )
     ping_s: float = Field(
         default=15.0, gt=0, description="Deribit, Gate, Bitget: application ping interval"

@@ -49,6 +49,8 @@ class FeedHealth:
     messages: int = 0
     liquidations: int = 0
     skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
+    rejected: int = 0  # entries of a liquidation message refused with a reason (of them)
+    last_rejected: str = ""  # e.g. "Gate public_liquidates result[0]: X_USDT: contract size ..."
     reconnects: int = 0
     clock_skew_ms: int | None = None  # min(local receive - venue time) over recent messages
     last_error: str = ""

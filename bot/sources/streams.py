@@ -94,6 +94,7 @@ class VenueStream:
         self.markets = MarketsKeeper(exchange, cfg.markets_refresh_s)
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
+        self._told_rejections: set[str] = set()
         self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
         if exchange is not None:  # None: a venue read without ccxt (bot.sources.wsclient)
@@ -122,6 +123,12 @@ class VenueStream:
             logger.debug("{}: unreadable message skipped: {}", self.venue, exc)
             return
         self.health.skipped += len(errors)
+        for reason in errors:  # a liquidation we could not size or read: counted, said once
+            self.health.rejected += 1
+            self.health.last_rejected = reason
+            if reason not in self._told_rejections and len(self._told_rejections) < 1000:
+                self._told_rejections.add(reason)
+                logger.warning("{}: liquidation rejected: {}", self.venue, reason)
         if not events:
             self._heard("subscription acknowledged, then a frame")
             return

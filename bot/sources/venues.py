@@ -388,7 +388,8 @@ def _other(side: str) -> str:
 # `time_ms` beside it, before). Since 2026-08-20 a contract's liquidations of one aggregation
 # period (1 s) come as one array; before, all but one per second per contract were DROPPED.
 # USD = |size| * quanto_multiplier (base units per contract) * price; the multiplier comes from
-# `contract_size(contract)` (exchanges.venues.gate.contract_sizes) or the built-in table.
+# `contract_size(contract)` (exchanges.venues.gate.contract_sizes, then Gate's own
+# GET /api/v4/futures/usdt/contracts, loaded by the stream) or the built-in table.
 
 GATE_CONTRACT_SIZES: dict[str, Decimal] = {
     "BTC_USDT": Decimal("0.0001"),  # Gate docs, futures.contract_info example
@@ -434,7 +435,8 @@ def _gate_entry(e: Mapping[str, Any], contract_size: ContractSize | None) -> Liq
     )
     if per_contract is None:
         raise MalformedMessage(
-            f"{contract}: contract size unknown (set exchanges.venues.gate.contract_sizes)"
+            f"{contract}: contract size unknown (not in Gate's contracts list nor in "
+            "exchanges.venues.gate.contract_sizes): rejected, never guessed"
         )
     contracts = abs(size)
     side = "long" if size < 0 else "short"
