@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.app.live import LiveSetupError, create_live_sources
+from bot.app.telegram_control import feed_text
 from bot.app.wiring import Runtime, build
 from bot.config.loader import load_settings
 from bot.config.venues import EndpointsConfig, VenueConfig
@@ -23,8 +24,11 @@ from bot.secrets import Secrets
 from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.fakes import (
     LocalBitgetUta,
+    LocalDydxIndexer,
     LocalGateFutures,
     LocalHtxLinearSwap,
+    dydx_trade,
+    dydx_trades_message,
     gate_liquidates_message,
 )
 from bot.sim.localexchange.hyperliquid import LocalHyperliquid, hyperliquid_fill
@@ -302,3 +306,38 @@ async def test_gate_sizes_every_contract_from_its_list_and_rejects_one_it_does_n
     assert stream.health.rejected == 1  # NOPE_USDT: never guessed
     assert "NOPE_USDT: contract size unknown" in stream.health.last_rejected
     assert server.contract_requests == 3  # at start, then once for each contract it lacked
+
+
+# -- dYdX v4: DELEVERAGED trades counted and shown apart -----------------------------------------
+async def test_dydx_deleveraged_trades_are_journaled_and_shown_apart_never_counted(
+    tmp_path: Path,
+) -> None:
+    server = LocalDydxIndexer()
+    async with serve(server.app) as port:
+        ws = f"ws://127.0.0.1:{port}/v4/ws"
+        settings = venue_settings({"dydx": local(ws, symbols=["BTC-USD"])})
+        settings = settings.model_copy(
+            update={
+                "rules": [r.model_copy(update={"threshold_usd": 10_000.0}) for r in settings.rules]
+            }
+        )
+        async with running(tmp_path, settings, ["dydx"]) as run:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+            trades = [
+                dydx_trade("d1", "BUY", "0.2", "95010", stamp, "DELEVERAGED"),  # $19,002
+                dydx_trade("l1", "SELL", "0.01", "95000", stamp, "LIQUIDATED"),  # $950
+            ]
+            await server.play([dydx_trades_message("BTC-USD", trades)])
+            await until(lambda: run.orch.counters.liquidations == 1)
+            await until(lambda: run.feed("dydx").get("deleveraged") == 1)
+            feed = run.feed("dydx")
+            apart = run.rows("liquidation_deleveraged")
+            anomalies = run.rows("anomaly")
+            window = {r["rule"]: r["window_usd"] for r in run.orch.status()["rules"]}
+    assert feed["deleveraged_usd"] == 19_002.0
+    assert "1 deleveraged ($19,002, not liquidations)" in feed_text(feed)  # the status view
+    assert len(apart) == 1 and apart[0]["kind"] == "deleveraged"
+    assert "DELEVERAGED $19,002" in apart[0]["reason"] and "not a liquidation" in apart[0]["reason"]
+    assert anomalies == []  # $19,002 deleveraged would cross 10,000: it is not counted
+    assert window == {"all": 950.0}

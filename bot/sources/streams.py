@@ -29,7 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from bot.ccxt.exchange import MarketsKeeper, classify_error, describe_error
 from bot.config.venues import VenueConfig
-from bot.events import Event, FeedStatus, PriceTick
+from bot.events import Event, FeedStatus, Liquidation, PriceTick
 from bot.sources.feeds import FeedHealth
 from bot.sources.recording import RawRecorder
 from bot.sources.venues import MalformedMessage, parse_raw_message
@@ -116,8 +116,9 @@ class VenueStream:
         if self.recorder is not None:
             self.recorder.write(message)
         errors: list[str] = []
+        apart: list[Liquidation] = []  # dYdX DELEVERAGED: shown apart by the feed book
         try:
-            events = parse_raw_message(message, self._contract_size, errors)
+            events = parse_raw_message(message, self._contract_size, errors, apart)
         except MalformedMessage as exc:
             self.health.skipped += 1
             logger.debug("{}: unreadable message skipped: {}", self.venue, exc)
@@ -129,6 +130,11 @@ class VenueStream:
             if reason not in self._told_rejections and len(self._told_rejections) < 1000:
                 self._told_rejections.add(reason)
                 logger.warning("{}: liquidation rejected: {}", self.venue, reason)
+        for trade in apart:
+            self.emit(replace(trade, received_ms=now))
+        if apart and not events:
+            self._set_state("live", "data flowing")
+            return
         if not events:
             self._heard("subscription acknowledged, then a frame")
             return

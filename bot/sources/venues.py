@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -488,7 +489,7 @@ def parse_dydx_trades(
             if kind == "LIQUIDATED":
                 out.append(liq)
             elif deleveraged is not None:
-                deleveraged.append(liq)
+                deleveraged.append(replace(liq, kind="deleveraged"))
         except MalformedMessage as exc:
             _entry_error(errors, f"dYdX v4_trades trades[{i}]", exc)
     return out
@@ -748,8 +749,10 @@ def parse_raw_message(
     raw: Mapping[str, Any] | list[Any],
     contract_size: ContractSize | None = None,
     errors: list[str] | None = None,
+    deleveraged: list[Liquidation] | None = None,
 ) -> list[Liquidation]:
-    """Any venue's liquidation message; [] for control frames (subscribe acks, pongs)."""
+    """Any venue's liquidation message; [] for control frames (subscribe acks, pongs).
+    With `deleveraged`, dYdX's DELEVERAGED trades are appended there (kind "deleveraged")."""
     if isinstance(raw, list) or (isinstance(raw, Mapping) and "block_number" in raw):
         return parse_hyperliquid_fills(raw, errors)  # a node's fills line
     if not isinstance(raw, Mapping):
@@ -777,7 +780,7 @@ def parse_raw_message(
     ):
         return parse_deribit_trades(msg, errors)
     if msg.get("channel") == "v4_trades" and msg.get("type") in ("subscribed", "channel_data"):
-        return parse_dydx_trades(msg, errors)
+        return parse_dydx_trades(msg, errors, deleveraged)
     if isinstance(arg, Mapping) and arg.get("topic") == "liquidation" and "data" in msg:
         return parse_bitget_liquidation(msg, errors)
     if msg.get("channel") == "userFills":
