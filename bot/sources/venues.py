@@ -528,12 +528,15 @@ def _dydx_trade(market: str, t: Mapping[str, Any]) -> Liquidation:
 # (bitget.com/api-doc/uta/websocket/public/Liquidation-Channel), wss://ws.bitget.com/v3/ws/public,
 # subscribe {"op": "subscribe", "args": [{"instType": "usdt-futures", "topic": "liquidation"}]}
 # (also coin-futures, usdc-futures). Push: {"data": [{symbol, side, price, amount, ts}], "arg":
-# {instType, topic}, "action": "update", "ts"}. Once a second, per symbol, only the LARGEST
-# liquidation of the previous second for longs and for shorts (at most two records): a floor.
-# NOT CONFIRMED from the docs we could read: what `side` means and the unit of `amount`. We read
-# `side` as the liquidation ORDER side, as Bitget's REST liquidation orders do ("liquidation-sell"
-# closes a long: sell = a long was liquidated), and `amount` as base-coin quantity, so
-# USD = amount x price for every instType.
+# {instType, topic}, "action": "update", "ts"}. Bitget's description: pushed once a second,
+# "only the record with the highest liquidation quantity for long and short positions
+# respectively per trading pair", "at most 2 records": a floor. UTA and Classic both covered.
+# NOT SETTLED by the docs: `side` and the unit of `amount` appear only in the push example
+# ("side": "buy", "amount": "37.722858", "price": "89000"); the push-parameter table could not
+# be read. We read `side` as the liquidation ORDER side, as Bitget's futures Fill Channel uses
+# it ("Trade direction"; "Close Long ... the side will be sell"; `burst_close_long`: "Liquidate
+# long positions"), and `amount` as base-coin quantity: USD = amount x price.
+# A refused subscribe is {"event": "error", "arg", "code", "msg"} (bot.sources.wsclient).
 
 BITGET_INST_TYPES = ("usdt-futures", "coin-futures", "usdc-futures")
 
@@ -596,10 +599,13 @@ def _bitget_entry(e: Mapping[str, Any]) -> Liquidation:
 # swap). Server pings {"op": "ping", "ts"} and expects {"op": "pong", "ts"}. Data: {"op":
 # "notify", "topic", "ts", "data": [{symbol, contract_code, direction, offset, volume
 # (contracts), amount (base token), trade_turnover (quote, USDT), price (bankruptcy),
-# created_at (ms), contract_type, pair, business_type}]}. The table calls `direction` "Long or
-# short" but the example carries "sell" with offset "close": we read it as the liquidation
-# ORDER direction (sell = a long was liquidated). USD = trade_turnover (USDT); when it is
-# missing, amount x price. The docs mention no sampling; completeness is not confirmed.
+# created_at (ms), contract_type, pair, business_type}]}. NOT SETTLED by the docs: the table
+# calls `direction` "Long or short", the example carries "sell" with offset "close"; in HTX's
+# order vocabulary sell + close closes a long (its trade types: "4: sell long"), so we read it
+# as the liquidation ORDER direction (sell = a long was liquidated). `offset` ("Open, close,
+# both") is not used. USD = trade_turnover ("liquidation amount (quotation token)", USDT);
+# when missing, amount ("(token)") x price ("bankruptcy price"). No sampling is mentioned;
+# completeness is not stated either. A refused sub: a non-zero err-code and its err-msg.
 
 
 def parse_htx_liquidation_orders(
