@@ -39,7 +39,7 @@ from bot.sources.venues import (
     parse_hyperliquid_user_fills,
     parse_raw_message,
 )
-from bot.sources.wsclient import WsVenueStream
+from bot.sources.wsclient import WsVenueStream, refusal
 
 WAIT_S = 15.0  # a bound for local round trips; never a timing assertion
 T = 1_764_000_000_000
@@ -341,3 +341,18 @@ async def test_dydx_deleveraged_trades_are_journaled_and_shown_apart_never_count
     assert "DELEVERAGED $19,002" in apart[0]["reason"] and "not a liquidation" in apart[0]["reason"]
     assert anomalies == []  # $19,002 deleveraged would cross 10,000: it is not counted
     assert window == {"all": 950.0}
+
+
+def test_refusals_read_from_each_venues_answer_and_acks_are_not_refusals() -> None:
+    htx_sub = {"op": "sub", "cid": "c", "topic": "public.X.liquidation_orders", "ts": 1}
+    assert refusal("htx", {**htx_sub, "err-code": 0}) is None  # HTX's accepted sub
+    assert refusal("htx", {**htx_sub, "err-code": 2011, "err-msg": "invalid topic"}) == (
+        "HTX refused public.X.liquidation_orders: err-code 2011: invalid topic"
+    )
+    other_form = {"status": "error", "err-code": "bad-request", "err-msg": "invalid topic"}
+    assert "err-code bad-request: invalid topic" in str(refusal("htx", other_form))
+    arg = {"instType": "usdt-futures", "topic": "liquidation"}
+    assert refusal("bitget", {"event": "subscribe", "arg": arg, "connId": "c1"}) is None
+    error = {"event": "error", "arg": arg, "code": "30001", "msg": "bad"}
+    assert refusal("bitget", error) == "Bitget refused usdt-futures liquidation: code 30001: bad"
+    assert refusal("gate", error) is None  # each venue reads only its own answers
