@@ -356,3 +356,26 @@ def test_refusals_read_from_each_venues_answer_and_acks_are_not_refusals() -> No
     error = {"event": "error", "arg": arg, "code": "30001", "msg": "bad"}
     assert refusal("bitget", error) == "Bitget refused usdt-futures liquidation: code 30001: bad"
     assert refusal("gate", error) is None  # each venue reads only its own answers
+
+
+def test_gate_deribit_dydx_refusals_name_the_venues_reason() -> None:
+    gate = {
+        "time": 1,
+        "channel": "futures.public_liquidates",
+        "event": "subscribe",
+        "error": {"code": 2, "message": "unknown contract NOPE_USDT"},
+        "result": None,
+    }
+    assert refusal("gate", gate) == (
+        "Gate refused futures.public_liquidates: code 2: unknown contract NOPE_USDT"
+    )
+    assert refusal("gate", {**gate, "error": None, "result": {"status": "success"}}) is None
+    rpc = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Invalid params"}}
+    assert (
+        refusal("deribit", rpc) == "Deribit refused public/subscribe: code -32602: Invalid params"
+    )
+    assert refusal("deribit", {"jsonrpc": "2.0", "id": 1, "result": ["trades.x"]}) is None
+    dydx = {"type": "error", "message": "Invalid subscribe message: id NOPE-USD", "message_id": 1}
+    assert refusal("dydx", dydx) == (
+        "dYdX refused the subscription: Invalid subscribe message: id NOPE-USD"
+    )
