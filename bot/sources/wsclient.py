@@ -217,7 +217,7 @@ def refusal(venue: str, msg: Any) -> str | None:
         what = f"{arg.get('instType')} {arg.get('topic')}" if isinstance(arg, dict) else "it"
         return f"Bitget refused {what}: code {msg.get('code')}: {msg.get('msg') or 'no reason'}"
     if venue == "gate" and msg.get("event") == "subscribe" and isinstance(msg.get("error"), dict):
-        # Gate: the subscribe answer carries "error": {code, message} instead of null
+        # Gate API v4 websocket, server response: "error": {code, message}, "result": null
         err = msg["error"]
         return f"Gate refused {msg.get('channel')}: code {err.get('code')}: {err.get('message')}"
     if venue == "deribit" and msg.get("id") == 1 and isinstance(msg.get("error"), dict):
@@ -225,7 +225,7 @@ def refusal(venue: str, msg: Any) -> str | None:
         err = msg["error"]
         return f"Deribit refused public/subscribe: code {err.get('code')}: {err.get('message')}"
     if venue == "dydx" and msg.get("type") == "error":
-        # dYdX indexer: {"type": "error", "message": ...} for a subscribe it will not serve
+        # dYdX indexer (socks createErrorMessage): {type: "error", message, connection_id, ...}
         return f"dYdX refused the subscription: {msg.get('message') or 'no reason given'}"
     return None
 
