@@ -22,6 +22,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 Side = Literal["long", "short"]  # the side of a POSITION
+# a liquidation, or a dYdX DELEVERAGED trade (a profitable position closed against a bankrupt
+# one): reported apart, journaled and counted, never fed to the detector
+LiquidationKind = Literal["liquidation", "deleveraged"]
 OrderSide = Literal["buy", "sell"]  # the side of an ORDER
 
 # ---------------------------------------------------------------------------------------------
@@ -51,6 +54,7 @@ class Liquidation:
     block_hash: str | None = None
     # local time it arrived (live streams; ts_ms is the venue's); not part of its identity
     received_ms: int | None = field(default=None, compare=False)
+    kind: LiquidationKind = "liquidation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +472,7 @@ class JournalKind(StrEnum):
     FEED = "feed"
     LIQUIDATION_STALE = "liquidation_stale"  # a live liquidation too old: counted, not acted on
     LIQUIDATION_FUTURE = "liquidation_future"  # stamped beyond the future tolerance
+    LIQUIDATION_DELEVERAGED = "liquidation_deleveraged"  # dYdX DELEVERAGED: shown apart
     # one action (orchestrator, executor), in the order it meets them
     ACTION_PLANNED = "action_planned"
     ACTION_FAILED = "action_failed"  # the account could not be read: not planned

@@ -30,6 +30,8 @@ class Secrets(BaseSettings):
     webhook_secret: SecretStr | None = None
     eth_rpc_http: SecretStr | None = None  # provider URLs often embed an API key
     eth_rpc_ws: SecretStr | None = None
+    # not a secret (an address is public on-chain): kept out of the config file on purpose
+    hyperliquid_accounts: str | None = None
 
     def all_secret_values(self) -> list[str]:
         values = []

@@ -225,7 +225,9 @@ async def test_deribit_through_its_local_fake_live_on_data_and_back_after_a_drop
 async def test_gate_through_its_local_fake_subscribes_all_and_pings() -> None:
     server = LocalGateFutures()
     async with serve(server.app) as port:
-        cfg = _cfg(f"ws://127.0.0.1:{port}/v4/ws/usdt", ping_s=0.05)
+        rest, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v4/ws/usdt"
+        endpoints = EndpointsConfig(rest=rest, ws=ws, allow_insecure=True)
+        cfg = VenueConfig(endpoints=endpoints, ping_s=0.05)
         live = MergedSources([WsVenueStream("gate", cfg, print)], wall_ms)
         now = time.time_ns() // 1_000_000
 

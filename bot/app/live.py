@@ -21,6 +21,8 @@ from bot.config.venues import (
     FILE_VENUES,
     STREAM_VENUES,
     WS_VENUES,
+    VenueConfig,
+    check_hyperliquid_address,
     config_venue,
     enabled_stream_venues,
 )
@@ -74,11 +76,11 @@ def create_live_sources(
     *,
     markets: Mapping[str, Any] | None = None,
 ) -> list[LiveSource]:
-    """One stream per named venue (public data: no keys are used).
+    """One stream per named venue (public data: no keys are used; `secrets` may name the
+    fund's Hyperliquid accounts).
 
     `markets` (venue -> list of ccxt markets) preinstalls markets: no REST call at start.
     """
-    del secrets  # public streams; the argument keeps the factories' signatures alike
     ex_cfg = settings.exchanges
     streams: list[VenueStream] = []
     for name in venue_names(names, settings):
@@ -93,10 +95,7 @@ def create_live_sources(
             else None
         )
         if name in FILE_VENUES:
-            try:
-                streams.append(NodeFillsStream(cfg, emit=lambda _e: None))
-            except ValueError as exc:
-                raise LiveSetupError(str(exc)) from None
+            streams.extend(_hyperliquid_streams(cfg, secrets, markets, ex_cfg.reconnect_max_s))
             continue
         if name in WS_VENUES:  # not streamed by ccxt: the shared websocket client
             streams.append(
@@ -126,6 +125,54 @@ def create_live_sources(
             "exchanges.venues.<name>.enabled"
         )
     return list(streams)
+
+
+def hyperliquid_accounts(cfg: VenueConfig, secrets: Secrets | None) -> tuple[str, ...]:
+    """The fund's Hyperliquid addresses: the config's, then LIQGUARD_HYPERLIQUID_ACCOUNTS."""
+    extra = (secrets.hyperliquid_accounts or "") if secrets is not None else ""
+    try:
+        env = [
+            check_hyperliquid_address(a, "LIQGUARD_HYPERLIQUID_ACCOUNTS")
+            for a in extra.split(",")
+            if a.strip()
+        ]
+    except ValueError as exc:
+        raise LiveSetupError(str(exc)) from None
+    return tuple(dict.fromkeys([*cfg.accounts, *env]))
+
+
+def _hyperliquid_streams(
+    cfg: VenueConfig,
+    secrets: Secrets | None,
+    markets: Mapping[str, Any] | None,
+    reconnect_max_s: float,
+) -> list[VenueStream]:
+    """A node's fills (the whole venue) and/or the fund's own accounts (ccxt, userFills)."""
+    accounts = hyperliquid_accounts(cfg, secrets)
+    if not cfg.fills_path and not accounts:
+        raise LiveSetupError(
+            "exchanges.venues.hyperliquid.fills_path is not set and no account is given: set "
+            "fills_path to the folder a non-validating node run with --write-fills writes "
+            "(~/hl/data/node_fills_by_block: the whole venue), or accounts (or "
+            "LIQGUARD_HYPERLIQUID_ACCOUNTS) to the fund's own 0x addresses"
+        )
+    out: list[VenueStream] = []
+    if cfg.fills_path:
+        out.append(NodeFillsStream(cfg, emit=lambda _e: None))
+    if accounts:
+        watched = cfg.model_copy(update={"accounts": accounts})
+        exchange = make_exchange("hyperliquid", watched, None, (markets or {}).get("hyperliquid"))
+        out.append(
+            VenueStream(
+                "hyperliquid",
+                exchange,
+                watched,
+                emit=lambda _e: None,
+                reconnect_max_s=reconnect_max_s,
+                name="hyperliquid-accounts",
+            )
+        )
+    return out
 
 
 def create_ccxt_broker(

@@ -41,6 +41,9 @@ def feed_text(f: dict[str, Any]) -> str:
     for key in ("stale", "future"):  # liquidations refused by age: journaled, not acted on
         if f.get(key):
             parts.append(f"{f[key]} {key} refused")
+    if f.get("deleveraged"):  # dYdX DELEVERAGED trades: not liquidations, shown apart
+        usd = float(f.get("deleveraged_usd") or 0)
+        parts.append(f"{f['deleveraged']} deleveraged (${usd:,.0f}, not liquidations)")
     text = ", ".join(parts)
     return f"{text}: {f['detail']}" if f.get("state") != "live" and f.get("detail") else text
 

@@ -21,7 +21,7 @@ import ccxt.pro as ccxtpro
 from loguru import logger
 
 from bot.ccxt.throttle import IdleCreditThrottler
-from bot.config.venues import CCXT_IDS, VenueConfig
+from bot.config.venues import STREAM_CCXT_IDS, VenueConfig
 from bot.logs import scrub
 from bot.secrets import Secrets
 
@@ -127,6 +127,8 @@ def _set_ws(exchange: Any, ccxt_id: str, ws: str) -> None:
         api["ws"]["linear"] = ws
     elif ccxt_id == "bybit":
         api["ws"]["public"]["linear"] = ws
+    elif ccxt_id == "hyperliquid":
+        api["ws"]["public"] = ws
     else:  # okx appends /public itself; deribit uses the URL as is
         api["ws"] = ws
 
@@ -165,7 +167,7 @@ def make_exchange(
     With `markets`, they are installed and `load_markets()` does no HTTP (tests, snapshots).
     ccxt's `maxRetriesOnFailure` stays 0: order creation is never retried behind our back.
     """
-    ccxt_id = CCXT_IDS[venue]
+    ccxt_id = STREAM_CCXT_IDS[venue]
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": int(cfg.request_timeout_s * 1000),
@@ -180,6 +182,8 @@ def make_exchange(
         },
         **credentials(venue, secrets),
     }
+    if ccxt_id == "hyperliquid":  # perps only: its spot and HIP-3 lists are not read
+        config["options"]["fetchMarkets"] = {"types": ["swap"]}
     exchange = ccxt_class(ccxt_id)(config)
     if cfg.demo:
         if ccxt_id == "binanceusdm":

@@ -7,9 +7,10 @@ section: venues, which one trades, which one buys puts, raw recording).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 VenueName = Literal[
     "binance", "bybit", "okx", "deribit", "gate", "dydx", "bitget", "htx", "hyperliquid"
@@ -39,6 +40,12 @@ CCXT_IDS: dict[str, str] = {
     "okx": "okx",
     "deribit": "deribit",
 }
+
+# ccxt classes of the streams: the trading venues, plus Hyperliquid (the fund's own accounts,
+# read-only through watchMyLiquidations: liqguard does not trade there)
+STREAM_CCXT_IDS: dict[str, str] = {**CCXT_IDS, "hyperliquid": "hyperliquid"}
+
+_HL_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 # the venue names events carry (bot.sources.venues, the paper account) for each config venue
 VENUE_LABELS: dict[str, str] = {
@@ -143,8 +150,8 @@ class VenueConfig(BaseModel):
     )
     contract_sizes: dict[str, float] = Field(
         default_factory=dict,
-        description="Gate: base units per contract (quanto_multiplier) by contract, beyond the "
-        "built-in table; a contract of unknown size is skipped, never guessed",
+        description="Gate: base units per contract (quanto_multiplier) by contract, over what "
+        "Gate's contracts endpoint lists; a contract of unknown size is rejected, never guessed",
     )
     ping_s: float = Field(
         default=15.0, gt=0, description="Deribit, Gate, Bitget: application ping interval"
@@ -154,6 +161,27 @@ class VenueConfig(BaseModel):
         description="Hyperliquid: a node's --write-fills output (a file, or the folder "
         "node_fills_by_block whose newest file is followed)",
     )
+    accounts: tuple[str, ...] = Field(
+        default=(),
+        description="Hyperliquid: the fund's own account addresses (0x + 40 hex digits) whose "
+        "liquidations are watched (ccxt watchMyLiquidations, the userFills channel); public "
+        "reads, no key; LIQGUARD_HYPERLIQUID_ACCOUNTS (comma-separated) adds more",
+    )
+
+    @field_validator("accounts")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_hyperliquid_address(a, "accounts") for a in value)
+
+
+def check_hyperliquid_address(address: str, where: str) -> str:
+    """A Hyperliquid account address, lower-cased; else a ValueError naming `where`."""
+    text = address.strip()
+    if not _HL_ADDRESS.match(text):
+        raise ValueError(
+            f"{where}: {text[:50]!r} is not a Hyperliquid address; give 0x and 40 hex digits"
+        )
+    return text.lower()
 
 
 def _default_venues() -> dict[VenueName, VenueConfig]:

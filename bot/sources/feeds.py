@@ -49,6 +49,8 @@ class FeedHealth:
     messages: int = 0
     liquidations: int = 0
     skipped: int = 0  # unresolved symbols (COIN-M on the USD-M socket), bad entries
+    rejected: int = 0  # entries of a liquidation message refused with a reason (of them)
+    last_rejected: str = ""  # e.g. "Gate public_liquidates result[0]: X_USDT: contract size ..."
     reconnects: int = 0
     clock_skew_ms: int | None = None  # min(local receive - venue time) over recent messages
     last_error: str = ""
@@ -171,6 +173,8 @@ class _Feed:
     down_since_ms: int | None = None  # when people were told it went down
     stale: int = 0  # liquidations older than max_event_age_s (journaled, not acted on)
     future: int = 0  # liquidations stamped beyond the future tolerance
+    deleveraged: int = 0  # dYdX DELEVERAGED trades: shown apart, never acted on
+    deleveraged_usd: float = 0.0
     skews_ms: deque[int] = field(default_factory=lambda: deque(maxlen=SKEW_SAMPLES))
     skew_alerted: bool = False
 
@@ -268,10 +272,24 @@ class FeedBook:
             self.feeds[name].last_seen_ms = now_ms
 
     def admit(self, liq: Liquidation) -> tuple[str, str] | None:
-        """None if `liq` may be acted on, else (kind, reason): "stale" or "future".
+        """None if `liq` may be acted on, else (kind, reason): "deleveraged", "stale" or
+        "future".
 
-        Only events stamped with a receive time (live venue streams) are judged: a replay
+        A DELEVERAGED trade is never a liquidation: counted apart, whatever its time. Only
+        events stamped with a receive time (live venue streams) are judged by age: a replay
         keeps the tape's own time, and a chain releases at its confirmation depth."""
+        if liq.kind == "deleveraged":
+            why = (
+                f"{liq.venue} {liq.symbol} DELEVERAGED ${liq.notional_usd:,.0f}: a profitable "
+                "position closed against a bankrupt one, not a liquidation; not acted on"
+            )
+            age_ms = (liq.received_ms - liq.ts_ms) if liq.received_ms is not None else 0
+            if age_ms > self.max_event_age_ms:  # the subscribe snapshot's old trades
+                return "deleveraged", f"{why} ({age_ms:,} ms old: not counted)"
+            for feed in (self.feeds[n] for n in self.feeds_of(liq.venue)):
+                feed.deleveraged += 1
+                feed.deleveraged_usd += liq.notional_usd
+            return "deleveraged", why
         if liq.received_ms is None:
             return None
         skew_ms = liq.received_ms - liq.ts_ms
@@ -352,6 +370,8 @@ class FeedBook:
                 "since_ms": s.ts_ms,
                 "stale": feed.stale,
                 "future": feed.future,
+                "deleveraged": feed.deleveraged,
+                "deleveraged_usd": round(feed.deleveraged_usd, 2),
             }
         return out
 

@@ -8,6 +8,8 @@ blind/live). The streams of several venues (and chains) are merged by bot.source
   binance: watch_liquidations_for_symbols([]) -> `!forceOrder@arr`
   bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
   okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
+  hyperliquid: watch_my_liquidations_for_symbols per account of the fund (`userFills`),
+           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from bot.ccxt.exchange import MarketsKeeper, classify_error, describe_error
 from bot.config.venues import VenueConfig
-from bot.events import Event, FeedStatus, PriceTick
+from bot.events import Event, FeedStatus, Liquidation, PriceTick
 from bot.sources.feeds import FeedHealth
 from bot.sources.recording import RawRecorder
 from bot.sources.venues import MalformedMessage, parse_raw_message
@@ -76,10 +78,11 @@ class VenueStream:
         now_ms: NowMs = wall_ms,
         reconnect_max_s: float = 30.0,
         reconnect_initial_s: float = 0.2,
+        name: str | None = None,
     ) -> None:
         self.venue = venue
-        self.name = venue
-        self.feed_covers = {venue: (venue,)}  # "binance" carries binance-usdm and -coinm
+        self.name = name or venue  # the feed's name (hyperliquid-accounts: not the whole venue)
+        self.feed_covers = {self.name: (venue,)}  # "binance" carries binance-usdm and -coinm
         self.exchange = exchange
         self.cfg = cfg
         self.emit = emit
@@ -91,6 +94,7 @@ class VenueStream:
         self.markets = MarketsKeeper(exchange, cfg.markets_refresh_s)
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
+        self._told_rejections: set[str] = set()
         self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
         if exchange is not None:  # None: a venue read without ccxt (bot.sources.wsclient)
@@ -112,13 +116,25 @@ class VenueStream:
         if self.recorder is not None:
             self.recorder.write(message)
         errors: list[str] = []
+        apart: list[Liquidation] = []  # dYdX DELEVERAGED: shown apart by the feed book
         try:
-            events = parse_raw_message(message, self._contract_size, errors)
+            events = parse_raw_message(message, self._contract_size, errors, apart)
         except MalformedMessage as exc:
             self.health.skipped += 1
             logger.debug("{}: unreadable message skipped: {}", self.venue, exc)
             return
         self.health.skipped += len(errors)
+        for reason in errors:  # a liquidation we could not size or read: counted, said once
+            self.health.rejected += 1
+            self.health.last_rejected = reason
+            if reason not in self._told_rejections and len(self._told_rejections) < 1000:
+                self._told_rejections.add(reason)
+                logger.warning("{}: liquidation rejected: {}", self.venue, reason)
+        for trade in apart:
+            self.emit(replace(trade, received_ms=now))
+        if apart and not events:
+            self._set_state("live", "data flowing")
+            return
         if not events:
             self._heard("subscription acknowledged, then a frame")
             return
@@ -202,6 +218,15 @@ class VenueStream:
                 # one subscribe hash per instType: ccxt's own call would send only the first
                 hashes = [f"liquidation-orders::{inst_type}"]
                 watches.append(partial(ex.watch_multiple, url, ["liquidations"], request, hashes))
+        elif self.venue == "hyperliquid":  # the fund's own accounts: userFills, one each
+            watches = [
+                partial(ex.watch_my_liquidations_for_symbols, [], None, None, {"user": a})
+                for a in self.cfg.accounts
+            ]
+            if not watches:
+                raise ValueError(
+                    "hyperliquid: no account to watch (exchanges.venues.hyperliquid.accounts)"
+                )
         else:
             raise ValueError(f"{self.venue}: no liquidation stream through ccxt")
         # not live yet: a subscription sent says nothing; the first frame will
@@ -255,13 +280,13 @@ class VenueStream:
         silent_s = (now - last) / 1000 if last is not None else 0.0
         return FeedStatus(
             ts_ms=now,
-            venue=self.venue,
+            venue=self.name,
             state=self.health.state,  # type: ignore[arg-type]
             silent_s=silent_s,
             reconnects=self.health.reconnects,
             clock_skew_ms=self.health.clock_skew_ms,
             detail=detail,
-            covers=self.feed_covers[self.venue],
+            covers=self.feed_covers[self.name],
         )
 
     def check_silence(self, started_ms: int) -> None:

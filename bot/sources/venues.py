@@ -3,6 +3,7 @@
 Contents: parse_binance_force_order, parse_bybit_liquidation, parse_okx_liquidation_orders,
 parse_deribit_trades, parse_gate_liquidates, parse_dydx_trades, parse_bitget_liquidation,
 parse_htx_liquidation_orders, parse_hyperliquid_fills (a node's fills file),
+parse_hyperliquid_user_fills (the fund's own accounts: `userFills`),
 parse_raw_message (detects the venue), the contract-size tables, event ids.
 
 Each parser takes the whole websocket message or the single entry ccxt keeps as `info`.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,6 +46,7 @@ __all__ = [
     "parse_gate_liquidates",
     "parse_htx_liquidation_orders",
     "parse_hyperliquid_fills",
+    "parse_hyperliquid_user_fills",
     "parse_okx_liquidation_orders",
     "parse_raw_message",
 ]
@@ -386,7 +389,8 @@ def _other(side: str) -> str:
 # `time_ms` beside it, before). Since 2026-08-20 a contract's liquidations of one aggregation
 # period (1 s) come as one array; before, all but one per second per contract were DROPPED.
 # USD = |size| * quanto_multiplier (base units per contract) * price; the multiplier comes from
-# `contract_size(contract)` (exchanges.venues.gate.contract_sizes) or the built-in table.
+# `contract_size(contract)` (exchanges.venues.gate.contract_sizes, then Gate's own
+# GET /api/v4/futures/usdt/contracts, loaded by the stream) or the built-in table.
 
 GATE_CONTRACT_SIZES: dict[str, Decimal] = {
     "BTC_USDT": Decimal("0.0001"),  # Gate docs, futures.contract_info example
@@ -432,7 +436,8 @@ def _gate_entry(e: Mapping[str, Any], contract_size: ContractSize | None) -> Liq
     )
     if per_contract is None:
         raise MalformedMessage(
-            f"{contract}: contract size unknown (set exchanges.venues.gate.contract_sizes)"
+            f"{contract}: contract size unknown (not in Gate's contracts list nor in "
+            "exchanges.venues.gate.contract_sizes): rejected, never guessed"
         )
     contracts = abs(size)
     side = "long" if size < 0 else "short"
@@ -484,7 +489,7 @@ def parse_dydx_trades(
             if kind == "LIQUIDATED":
                 out.append(liq)
             elif deleveraged is not None:
-                deleveraged.append(liq)
+                deleveraged.append(replace(liq, kind="deleveraged"))
         except MalformedMessage as exc:
             _entry_error(errors, f"dYdX v4_trades trades[{i}]", exc)
     return out
@@ -523,12 +528,15 @@ def _dydx_trade(market: str, t: Mapping[str, Any]) -> Liquidation:
 # (bitget.com/api-doc/uta/websocket/public/Liquidation-Channel), wss://ws.bitget.com/v3/ws/public,
 # subscribe {"op": "subscribe", "args": [{"instType": "usdt-futures", "topic": "liquidation"}]}
 # (also coin-futures, usdc-futures). Push: {"data": [{symbol, side, price, amount, ts}], "arg":
-# {instType, topic}, "action": "update", "ts"}. Once a second, per symbol, only the LARGEST
-# liquidation of the previous second for longs and for shorts (at most two records): a floor.
-# NOT CONFIRMED from the docs we could read: what `side` means and the unit of `amount`. We read
-# `side` as the liquidation ORDER side, as Bitget's REST liquidation orders do ("liquidation-sell"
-# closes a long: sell = a long was liquidated), and `amount` as base-coin quantity, so
-# USD = amount x price for every instType.
+# {instType, topic}, "action": "update", "ts"}. Bitget's description: pushed once a second,
+# "only the record with the highest liquidation quantity for long and short positions
+# respectively per trading pair", "at most 2 records": a floor. UTA and Classic both covered.
+# NOT SETTLED by the docs: `side` and the unit of `amount` appear only in the push example
+# ("side": "buy", "amount": "37.722858", "price": "89000"); the push-parameter table could not
+# be read. We read `side` as the liquidation ORDER side, as Bitget's futures Fill Channel uses
+# it ("Trade direction"; "Close Long ... the side will be sell"; `burst_close_long`: "Liquidate
+# long positions"), and `amount` as base-coin quantity: USD = amount x price.
+# A refused subscribe is {"event": "error", "arg", "code", "msg"} (bot.sources.wsclient).
 
 BITGET_INST_TYPES = ("usdt-futures", "coin-futures", "usdc-futures")
 
@@ -591,10 +599,13 @@ def _bitget_entry(e: Mapping[str, Any]) -> Liquidation:
 # swap). Server pings {"op": "ping", "ts"} and expects {"op": "pong", "ts"}. Data: {"op":
 # "notify", "topic", "ts", "data": [{symbol, contract_code, direction, offset, volume
 # (contracts), amount (base token), trade_turnover (quote, USDT), price (bankruptcy),
-# created_at (ms), contract_type, pair, business_type}]}. The table calls `direction` "Long or
-# short" but the example carries "sell" with offset "close": we read it as the liquidation
-# ORDER direction (sell = a long was liquidated). USD = trade_turnover (USDT); when it is
-# missing, amount x price. The docs mention no sampling; completeness is not confirmed.
+# created_at (ms), contract_type, pair, business_type}]}. NOT SETTLED by the docs: the table
+# calls `direction` "Long or short", the example carries "sell" with offset "close"; in HTX's
+# order vocabulary sell + close closes a long (its trade types: "4: sell long"), so we read it
+# as the liquidation ORDER direction (sell = a long was liquidated). `offset` ("Open, close,
+# both") is not used. USD = trade_turnover ("liquidation amount (quotation token)", USDT);
+# when missing, amount ("(token)") x price ("bankruptcy price"). No sampling is mentioned;
+# completeness is not stated either. A refused sub: a non-zero err-code and its err-msg.
 
 
 def parse_htx_liquidation_orders(
@@ -674,6 +685,40 @@ def parse_hyperliquid_fills(line: Any, errors: list[str] | None = None) -> list[
     return out
 
 
+# The fund's own accounts: the public websocket's `userFills` subscription (Hyperliquid docs,
+# "Websocket > Subscriptions": {"method": "subscribe", "subscription": {"type": "userFills",
+# "user": <address>}}; data WsUserFills {isSnapshot?, user, fills: [WsFill]}, a WsFill carrying
+# `liquidation` (FillLiquidation {liquidatedUser?, markPx, method}) when a liquidation made it).
+# ccxt's watchMyLiquidations subscribes to exactly this; we read the raw frames. The first
+# message (isSnapshot: true) is the account's recent history, not counted.
+
+
+def parse_hyperliquid_user_fills(
+    msg: Mapping[str, Any], errors: list[str] | None = None
+) -> list[Liquidation]:
+    """A `userFills` push: the fills that liquidated the account itself; [] for a snapshot."""
+    data = msg.get("data")
+    if not isinstance(data, Mapping):
+        raise MalformedMessage("Hyperliquid userFills: 'data' is not an object")
+    if data.get("isSnapshot") is True:
+        return []  # the account's history, sent on every (re)subscribe
+    user = _text(data, "user", "user")
+    fills = data.get("fills")
+    if not isinstance(fills, list):
+        raise MalformedMessage("Hyperliquid userFills: 'data.fills' is not a list")
+    out: list[Liquidation] = []
+    for i, fill in enumerate(fills):
+        try:
+            if not isinstance(fill, Mapping):
+                raise MalformedMessage("fill is not an object")
+            liq = _hyperliquid_fill(user, fill)
+            if liq is not None:
+                out.append(liq)
+        except MalformedMessage as exc:
+            _entry_error(errors, f"Hyperliquid userFills fills[{i}]", exc)
+    return out
+
+
 def _hyperliquid_fill(user: str, f: Mapping[str, Any]) -> Liquidation | None:
     info = f.get("liquidation")
     if not isinstance(info, Mapping):
@@ -710,8 +755,10 @@ def parse_raw_message(
     raw: Mapping[str, Any] | list[Any],
     contract_size: ContractSize | None = None,
     errors: list[str] | None = None,
+    deleveraged: list[Liquidation] | None = None,
 ) -> list[Liquidation]:
-    """Any venue's liquidation message; [] for control frames (subscribe acks, pongs)."""
+    """Any venue's liquidation message; [] for control frames (subscribe acks, pongs).
+    With `deleveraged`, dYdX's DELEVERAGED trades are appended there (kind "deleveraged")."""
     if isinstance(raw, list) or (isinstance(raw, Mapping) and "block_number" in raw):
         return parse_hyperliquid_fills(raw, errors)  # a node's fills line
     if not isinstance(raw, Mapping):
@@ -739,9 +786,11 @@ def parse_raw_message(
     ):
         return parse_deribit_trades(msg, errors)
     if msg.get("channel") == "v4_trades" and msg.get("type") in ("subscribed", "channel_data"):
-        return parse_dydx_trades(msg, errors)
+        return parse_dydx_trades(msg, errors, deleveraged)
     if isinstance(arg, Mapping) and arg.get("topic") == "liquidation" and "data" in msg:
         return parse_bitget_liquidation(msg, errors)
+    if msg.get("channel") == "userFills":
+        return parse_hyperliquid_user_fills(msg, errors)
     topic_text = str(topic or "")
     if msg.get("op") == "notify" and topic_text.endswith(".liquidation_orders"):
         return parse_htx_liquidation_orders(msg, errors)
@@ -769,7 +818,9 @@ def _is_control(msg: Mapping[str, Any]) -> bool:
         return True  # Deribit
     if msg.get("type") in ("connected", "unsubscribed"):
         return True  # dYdX
+    if msg.get("channel") in ("subscriptionResponse", "pong"):
+        return True  # Hyperliquid
     if msg.get("op") in ("sub", "unsub") and "err-code" in msg:
-        return True  # HTX subscribe answers (a refused one is logged by the stream: err-msg)
+        return True  # HTX subscribe answers (a refused one stops the stream blind: wsclient)
     # Binance's {"result": null, "id": 1}; Deribit's JSON-RPC answers (subscribe, public/test)
     return "result" in msg and "id" in msg and (len(msg) <= 3 or msg.get("jsonrpc") == "2.0")

@@ -4,9 +4,11 @@
   hand every decoded frame on; any failure or close raises, so the caller reconnects
 - WsVenueStream: a VenueStream (same feed health, backoff with tenacity, dedupe by the merge)
   over WsClient for Deribit (`trades.*`, the `liquidation` field) and Gate
-  (`futures.public_liquidates`, payload `!all`) and dYdX v4 (indexer `v4_trades`, LIQUIDATED)
-  and Bitget (UTA v3 `liquidation`) and HTX (`public.*.liquidation_orders`: gzip binary frames,
-  the server's `{"op": "ping"}` answered with a pong)
+  (`futures.public_liquidates`, payload `!all`; every contract's size from Gate's contracts
+  endpoint, at start and again for a contract it did not list) and dYdX v4 (indexer
+  `v4_trades`, LIQUIDATED) and Bitget (UTA v3 `liquidation`) and HTX
+  (`public.*.liquidation_orders`: gzip binary frames, the server's `{"op": "ping"}` answered
+  with a pong); a refused subscription stops the feed blind with the venue's reason
 - NodeFillsStream: a VenueStream over a Hyperliquid node's `--write-fills` output, followed
   as it grows (the newest file of a folder: the node rotates them hourly)
 """
@@ -17,11 +19,12 @@ import asyncio
 import gzip
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from loguru import logger
 
 from bot.config.venues import VenueConfig
 from bot.sources.recording import RawRecorder
@@ -34,6 +37,11 @@ DEFAULT_URLS = {
     "bitget": "wss://ws.bitget.com/v3/ws/public",
     "htx": "wss://api.hbdm.com/linear-swap-notification",
 }
+
+# Gate's contract list (GET /futures/{settle}/contracts: `name`, `quanto_multiplier`)
+GATE_REST = "https://api.gateio.ws"
+GATE_CONTRACTS_PATH = "/api/v4/futures/usdt/contracts"
+GATE_RETRY_UNKNOWN_S = 600.0  # a contract still unknown after a reload is asked again after this
 
 Ping = Callable[[], dict[str, Any] | str]
 Reply = Callable[[Any], dict[str, Any] | None]
@@ -52,6 +60,7 @@ class WsClient:
         ping_s: float = 15.0,
         connect_timeout_s: float = 10.0,
         reply: Reply | None = None,
+        before: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
         self.url = url
         self.subscriptions = subscriptions
@@ -60,6 +69,7 @@ class WsClient:
         self.ping_s = ping_s
         self.connect_timeout_s = connect_timeout_s
         self.reply = reply  # the answer a venue's own ping wants (HTX), if any
+        self.before = before  # awaited before a frame is handed on (Gate: size a new contract)
 
     async def session(self) -> None:
         """Run one connection to its end; always raises (a closed socket is a failure)."""
@@ -82,6 +92,8 @@ class WsClient:
                             answer = self.reply(decoded) if self.reply else None
                             if answer is not None:
                                 await ws.send_str(json.dumps(answer))
+                            if self.before is not None:
+                                await self.before(decoded)
                             self.on_message(decoded)
                         elif frame.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                             break
@@ -180,6 +192,44 @@ def _reply(venue: str) -> Reply | None:
     return pong
 
 
+class SubscriptionRefused(ValueError):
+    """The venue answered a subscribe with an error: a configuration it will not serve, so
+    the feed stops `blind` with the venue's own reason (a retry would be refused again)."""
+
+
+def refusal(venue: str, msg: Any) -> str | None:
+    """The venue's reason if `msg` refuses a subscription, else None."""
+    if not isinstance(msg, dict):
+        return None
+    if venue == "htx":
+        # HTX: {"op": "sub", "err-code": 2011, "err-msg": ...} (0 = accepted), or the
+        # {"status": "error", "err-code", "err-msg"} form of its other websockets
+        code = msg.get("err-code")
+        refused = msg.get("status") == "error" or (
+            msg.get("op") == "sub" and code not in (None, 0, "0")
+        )
+        if refused:
+            what = msg.get("topic") or "the subscription"
+            return f"HTX refused {what}: err-code {code}: {msg.get('err-msg') or 'no reason given'}"
+    if venue == "bitget" and msg.get("event") == "error":
+        # Bitget: {"event": "error", "arg": {...}, "code": "30001", "msg": ...}
+        arg = msg.get("arg")
+        what = f"{arg.get('instType')} {arg.get('topic')}" if isinstance(arg, dict) else "it"
+        return f"Bitget refused {what}: code {msg.get('code')}: {msg.get('msg') or 'no reason'}"
+    if venue == "gate" and msg.get("event") == "subscribe" and isinstance(msg.get("error"), dict):
+        # Gate API v4 websocket, server response: "error": {code, message}, "result": null
+        err = msg["error"]
+        return f"Gate refused {msg.get('channel')}: code {err.get('code')}: {err.get('message')}"
+    if venue == "deribit" and msg.get("id") == 1 and isinstance(msg.get("error"), dict):
+        # Deribit: the JSON-RPC error answer to our public/subscribe (id 1)
+        err = msg["error"]
+        return f"Deribit refused public/subscribe: code {err.get('code')}: {err.get('message')}"
+    if venue == "dydx" and msg.get("type") == "error":
+        # dYdX indexer (socks createErrorMessage): {type: "error", message, connection_id, ...}
+        return f"dYdX refused the subscription: {msg.get('message') or 'no reason given'}"
+    return None
+
+
 class WsVenueStream(VenueStream):
     """Deribit, Gate, dYdX, Bitget or HTX liquidations over WsClient, with common feed health."""
 
@@ -208,18 +258,96 @@ class WsVenueStream(VenueStream):
             cfg.endpoints.ws or DEFAULT_URLS[venue],
             _subscriptions(venue, cfg),
             _ping(venue),
-            self.on_raw,
+            self._on_frame,
             ping_s=cfg.ping_s,
             connect_timeout_s=cfg.connect_timeout_s,
             reply=_reply(venue),
+            before=self._size_new_contracts if venue == "gate" else None,
         )
+        self.gate_sizes: dict[str, float] = {}  # Gate: quanto_multiplier by contract, loaded
+        self.gate_loads = 0  # how often the list was loaded (status, tests)
+        self._gate_loaded_ms: int | None = None
+        self._gate_asked_ms: dict[str, int] = {}  # unknown contract -> when a reload was tried
 
     def _contract_size(self, inst_id: str) -> float | None:
-        return self.cfg.contract_sizes.get(inst_id)
+        # the user's own table first (a contract Gate lists wrongly), then Gate's list
+        return self.cfg.contract_sizes.get(inst_id) or self.gate_sizes.get(inst_id)
+
+    async def load_gate_contracts(self) -> None:
+        """Every USDT-settled contract's quanto_multiplier, from Gate's contracts endpoint."""
+        base = (self.cfg.endpoints.rest or GATE_REST).rstrip("/")
+        url = base + GATE_CONTRACTS_PATH
+        try:
+            async with (
+                asyncio.timeout(self.cfg.request_timeout_s),
+                aiohttp.ClientSession() as http,
+                http.get(url) as resp,
+            ):
+                if resp.status != 200:
+                    raise ConnectionError(f"Gate contracts: HTTP {resp.status} from {url}")
+                body = await resp.json(content_type=None)
+        except TimeoutError:
+            raise ConnectionError(
+                f"Gate contracts: no answer from {url} in {self.cfg.request_timeout_s:g}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ConnectionError(f"Gate contracts: {type(exc).__name__} from {url}") from None
+        if not isinstance(body, list):
+            raise ConnectionError(f"Gate contracts: {url} did not answer a list of contracts")
+        sizes: dict[str, float] = {}
+        for c in body:
+            try:
+                name, size = str(c["name"]), float(c["quanto_multiplier"])
+            except (KeyError, TypeError, ValueError):
+                continue  # an odd entry: that contract stays unknown (rejected, never guessed)
+            if size > 0:
+                sizes[name] = size
+        self.gate_sizes = sizes
+        self.gate_loads += 1
+        self._gate_loaded_ms = self.now_ms()
+
+    async def _size_new_contracts(self, msg: Any) -> None:
+        """Before a Gate update is parsed: reload the list once for a contract it lacks (a new
+        listing), and when the list is older than `markets_refresh_s`."""
+        if not isinstance(msg, dict) or msg.get("event") != "update":
+            return
+        result = msg.get("result")
+        names = (
+            {e.get("contract") for e in result if isinstance(e, dict)}
+            if isinstance(result, list)
+            else set()
+        )
+        now = self.now_ms()
+        unknown = [
+            n
+            for n in names
+            if isinstance(n, str)
+            and self._contract_size(n) is None
+            and now - self._gate_asked_ms.get(n, -(10**15)) >= GATE_RETRY_UNKNOWN_S * 1000
+        ]
+        loaded = self._gate_loaded_ms
+        old = loaded is None or now - loaded >= self.cfg.markets_refresh_s * 1000
+        if not unknown and not old:
+            return
+        for n in unknown:
+            self._gate_asked_ms[n] = now
+        try:
+            await self.load_gate_contracts()
+        except ConnectionError as exc:  # the entries stay unsized: rejected with a reason
+            logger.warning("gate: contract list not reloaded: {}", exc)
+
+    def _on_frame(self, message: Any) -> None:
+        reason = refusal(self.venue, message)
+        if reason is not None:
+            self.health.last_frame_ms = self.now_ms()
+            raise SubscriptionRefused(reason)  # ends the session: blind, with this reason
+        self.on_raw(message)
 
     async def _session(self) -> None:
         self._sessions += 1
         self._session_frames = 0
+        if self.venue == "gate":  # the sizes before the first liquidation (reconnecting if not)
+            await self.load_gate_contracts()
         await self.client.session()
 
     async def close(self) -> None:

@@ -182,9 +182,21 @@ class LocalDeribitTrades(_LocalWs):
 
 
 class LocalGateFutures(_LocalWs):
-    """`wss://fx-ws.gateio.ws/v4/ws/usdt` as far as `futures.public_liquidates` goes."""
+    """`wss://fx-ws.gateio.ws/v4/ws/usdt` as far as `futures.public_liquidates` goes, and
+    `GET /api/v4/futures/usdt/contracts` (every contract's `quanto_multiplier`) from
+    `contracts`, which a test may change (a new listing)."""
 
     path = "/v4/ws/usdt"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contracts: dict[str, str] = {"BTC_USDT": "0.0001", "ETH_USDT": "0.01"}
+        self.contract_requests = 0
+        self.app.router.add_get("/api/v4/futures/usdt/contracts", self._contracts)
+
+    async def _contracts(self, request: web.Request) -> web.Response:
+        self.contract_requests += 1
+        return web.json_response([gate_contract(n, m) for n, m in self.contracts.items()])
 
     def topic_of(self, msg: dict[str, Any]) -> str:
         return "!all"  # every update reaches an `!all` subscriber
@@ -210,6 +222,23 @@ class LocalGateFutures(_LocalWs):
                 }
             )
         return None
+
+
+def gate_contract(name: str, quanto_multiplier: str) -> dict[str, Any]:
+    """One entry of Gate's `GET /futures/{settle}/contracts` (the fields liqguard reads, and
+    a few beside them as Gate sends them)."""
+    return {
+        "name": name,
+        "type": "direct",
+        "quanto_multiplier": quanto_multiplier,
+        "leverage_min": "1",
+        "leverage_max": "100",
+        "mark_type": "index",
+        "mark_price": "0",
+        "order_size_min": 1,
+        "order_size_max": 1000000,
+        "in_delisting": False,
+    }
 
 
 def deribit_trades_message(channel: str, trades: list[dict[str, Any]]) -> dict[str, Any]:
@@ -316,6 +345,7 @@ class LocalBitgetUta(_LocalWs):
     def __init__(self) -> None:
         super().__init__()
         self.pinged = asyncio.Event()
+        self.refuse: dict[str, tuple[str, str]] = {}  # instType -> (code, msg) it refuses
 
     def topic_of(self, msg: dict[str, Any]) -> str:
         return str(msg["arg"]["instType"])
@@ -328,6 +358,11 @@ class LocalBitgetUta(_LocalWs):
         if data.get("op") == "subscribe":
             self.subscribe_requests.append(data)
             for arg in data.get("args", []):
+                refused = self.refuse.get(str(arg.get("instType")))
+                if refused is not None:  # Bitget's error event (code, msg) for that arg
+                    code, why = refused
+                    error = {"event": "error", "arg": arg, "code": code, "msg": why}
+                    return json.dumps({**error, "op": "subscribe"})
                 if arg.get("topic") == "liquidation":
                     self.subs[ws].add(str(arg.get("instType")))
             self.subscribed.set()
@@ -363,6 +398,7 @@ class LocalHtxLinearSwap(_LocalWs):
         super().__init__()
         self.pongs: list[dict[str, Any]] = []
         self.ponged = asyncio.Event()
+        self.refuse: dict[str, tuple[int, str]] = {}  # topic -> (err-code, err-msg) it refuses
 
     def topic_of(self, msg: dict[str, Any]) -> str:
         return str(msg["topic"])
@@ -397,9 +433,14 @@ class LocalHtxLinearSwap(_LocalWs):
         if data.get("op") == "sub":
             self.subscribe_requests.append(data)
             topic = str(data.get("topic", ""))
+            answer = {"op": "sub", "cid": data.get("cid"), "topic": topic}
+            refused = self.refuse.get(topic)
+            if refused is not None:  # HTX's refusal: a non-zero err-code and its err-msg
+                code, why = refused
+                ts = int(time.time() * 1000)
+                return json.dumps({**answer, "ts": ts, "err-code": code, "err-msg": why})
             self.subs[ws].add(topic)
             self.subscribed.set()
-            answer = {"op": "sub", "cid": data.get("cid"), "topic": topic}
             return json.dumps({**answer, "ts": int(time.time() * 1000), "err-code": 0})
         return None
 

@@ -1,0 +1,152 @@
+"""Hyperliquid as far as a fund's own liquidations go: `POST /info` (the perp markets and the
+tokens ccxt loads) and the public websocket `/ws` with the `userFills` subscription, in
+Hyperliquid's frames:
+
+- {"method": "subscribe", "subscription": {"type": "userFills", "user"}} -> {"channel":
+  "subscriptionResponse", "data": <the request>}, then {"channel": "userFills", "data":
+  {"isSnapshot": true, "user", "fills": <history>}}
+- {"method": "ping"} -> {"channel": "pong"}
+- `play_fills(user, fills)` pushes {"channel": "userFills", "data": {"user", "fills"}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+# two perps, as `metaAndAssetCtxs` lists them (universe, then one context per asset)
+_UNIVERSE = [
+    {"name": "BTC", "szDecimals": 5, "maxLeverage": 40, "onlyIsolated": False},
+    {"name": "ETH", "szDecimals": 4, "maxLeverage": 25, "onlyIsolated": False},
+]
+_CONTEXTS = [
+    {
+        "funding": "0.0000125",
+        "openInterest": "1000.0",
+        "prevDayPx": px,
+        "dayNtlVlm": "1000000.0",
+        "premium": "0.0",
+        "oraclePx": px,
+        "markPx": px,
+        "midPx": px,
+        "impactPxs": [px, px],
+    }
+    for px in ("95000.0", "3500.0")
+]
+
+
+_USDC = {
+    "name": "USDC",
+    "szDecimals": 8,
+    "weiDecimals": 8,
+    "index": 0,
+    "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054",
+    "isCanonical": True,
+    "evmContract": None,
+    "fullName": None,
+}
+
+
+class LocalHyperliquid:
+    def __init__(self) -> None:
+        self.history: dict[str, list[dict[str, Any]]] = {}  # user -> the snapshot's fills
+        self.subscribers: dict[web.WebSocketResponse, set[str]] = {}
+        self.subscribe_requests: list[dict[str, Any]] = []
+        self.info_requests: list[dict[str, Any]] = []
+        self.pings = 0
+        self.subscribed = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_post("/info", self._info)
+        self.app.router.add_get("/ws", self._ws)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.info_requests.append(body)
+        kind = body.get("type")
+        if kind == "metaAndAssetCtxs":
+            return web.json_response([{"universe": _UNIVERSE}, _CONTEXTS])
+        if kind == "meta":
+            return web.json_response({"universe": _UNIVERSE})
+        if kind == "spotMeta":  # ccxt reads the tokens as its currencies
+            return web.json_response({"tokens": [_USDC], "universe": []})
+        return web.json_response({"error": f"unknown info type {kind!r}"}, status=422)
+
+    async def play_fills(self, user: str, fills: list[dict[str, Any]]) -> int:
+        """Push fills to every socket subscribed to `user`'s userFills; how many got them."""
+        sent = 0
+        msg = {"channel": "userFills", "data": {"user": user, "fills": fills}}
+        for ws, users in list(self.subscribers.items()):
+            if user.lower() in users and not ws.closed:
+                await ws.send_str(json.dumps(msg))
+                sent += 1
+        return sent
+
+    async def drop(self) -> None:
+        self.subscribed.clear()
+        for ws in list(self.subscribers):
+            await ws.close(code=1001, message=b"going away")
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.subscribers[ws] = set()
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    await self._on_text(ws, json.loads(frame.data))
+        finally:
+            self.subscribers.pop(ws, None)
+        return ws
+
+    async def _on_text(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        method = data.get("method")
+        if method == "ping":
+            self.pings += 1
+            await ws.send_str(json.dumps({"channel": "pong"}))
+            return
+        sub = data.get("subscription") or {}
+        if method != "subscribe" or sub.get("type") != "userFills":
+            error = f"Error parsing JSON into valid websocket request: {json.dumps(data)}"
+            await ws.send_str(json.dumps({"channel": "error", "data": error}))
+            return
+        user = str(sub.get("user", "")).lower()
+        self.subscribe_requests.append(data)
+        await ws.send_str(json.dumps({"channel": "subscriptionResponse", "data": data}))
+        snapshot = {"isSnapshot": True, "user": user, "fills": self.history.get(user, [])}
+        await ws.send_str(json.dumps({"channel": "userFills", "data": snapshot}))
+        self.subscribers[ws].add(user)
+        self.subscribed.set()
+
+
+def hyperliquid_fill(
+    coin: str,
+    side: str,
+    px: str,
+    sz: str,
+    time_ms: int,
+    tid: int,
+    liquidated_user: str | None = None,
+) -> dict[str, Any]:
+    """A WsFill (Hyperliquid docs, websocket subscriptions); `liquidation` when one made it."""
+    fill: dict[str, Any] = {
+        "coin": coin,
+        "px": px,
+        "sz": sz,
+        "side": side,
+        "time": time_ms,
+        "startPosition": sz if side == "A" else "0.0",
+        "dir": "Close Long" if side == "A" else "Open Long",
+        "closedPnl": "0.0",
+        "hash": f"0x{tid:064x}",
+        "oid": tid,
+        "crossed": True,
+        "fee": "0.0",
+        "tid": tid,
+        "feeToken": "USDC",
+    }
+    if liquidated_user is not None:
+        fill["liquidation"] = {"liquidatedUser": liquidated_user, "markPx": px, "method": "market"}
+    return fill
