@@ -176,8 +176,8 @@ class _BlockReader:
         ven_parts = self._intern(scan.venue_codes, scan.venue_names, self._venues)
         if not scan.left_over:  # the usual block: joined as one part (large arrays are
             # mmapped, so freeing them later gives the memory back; batch-sized ones would not)
-            block = [scan.ts_ms, scan.cents, scan.is_long, sym_parts, ven_parts]
-            part = tuple(np.concatenate(p) for p in block)
+            block: list[list[NDArray]] = [scan.ts_ms, scan.cents, scan.is_long]
+            part = tuple(np.concatenate(p) for p in [*block, sym_parts, ven_parts])
             self.stats.read += len(part[0])
             self._parts.append(part)
             return
