@@ -11,7 +11,8 @@ default rule at $1M: the hardest case for liqguard, the scripts then do the leas
 - polars: read_csv, rolling_sum_by per rule, the same loop. rolling_sum_by counts every row
   at the same timestamp into one window, so it is compared at distinct timestamps;
 - arrow floor: pyarrow.csv.read_csv of the tape's 7 columns with liqguard's types, nothing
-  else: the parse that liqguard cannot go below.
+  else: the parse that liqguard cannot go below;
+- start-up: liqguard detect on a 2-event tape, and Python importing numpy and pyarrow.csv.
 Each is run --runs times, interleaved; the medians are printed with events/s, peak RSS, the
 ratios, and whether the anomalies agree. Last, the streaming Detector alone (what live data
 goes through) on the tape's first `--stream-events` events already parsed.
@@ -365,6 +366,11 @@ def main() -> None:
         jobs[case, "pandas"] = [py, str(scripts["pandas"]), str(tape), rules]
         jobs[case, "polars"] = [py, str(scripts["polars"]), str(tape), rules]
     jobs["-", "arrow parse"] = [py, str(scripts["arrow"]), str(tape)]
+    tiny = args.cache / "tiny.csv"  # start-up alone: the command on a 2-event tape
+    tiny.write_text("ts_ms,venue,symbol,side,price,quantity,notional_usd\n" + "".join(
+        f"{START_MS + k},bybit,BTCUSDT,long,95000,0.01,950\n" for k in range(2)))  # fmt: skip
+    jobs["-", "start-up"] = [cli, "detect", str(tiny), "--json"]
+    jobs["-", "imports"] = [py, "-c", "import numpy, pyarrow.csv"]
     load_before = os.getloadavg()[0]
     times: dict[tuple[str, str], list[tuple[float, float, float]]] = {k: [] for k in jobs}
     outputs: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -397,6 +403,10 @@ def main() -> None:
         f"{'':8} {'arrow parse':12} {floor_s:8.2f} {floor_cpu:6.2f} {n / floor_s:11,.0f} "
         f"{floor_mb:7.0f}MB  (pyarrow read_csv of the 7 typed columns: the floor)"
     )
+    for key, what in (("start-up", "liqguard detect on a 2-event tape"),
+                      ("imports", "python -c 'import numpy, pyarrow.csv'")):  # fmt: skip
+        s, cpu, mb = med["-", key]
+        print(f"{'':8} {key:12} {s:8.2f} {cpu:6.2f} {'':11} {mb:7.0f}MB  ({what})")
     print("ratios of wall seconds (of CPU seconds in brackets):")
     for case in cases:
         ours = med[case, "liqguard"]

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from bot.cli import group as app
 from bot.config.errors import ConfigError, problems
@@ -29,6 +27,8 @@ from bot.sources.files import TapeError, open_tape
 from bot.sources.formats import FORMATS
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from bot.app.detect import RunSummary
 
 PROGRESS_MIN_BYTES = 16 * 1024 * 1024  # smaller files finish before a bar is worth drawing
@@ -102,7 +102,10 @@ def _usd(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
-def _progress(err: Console, total_bytes: int) -> Progress:
+def _progress(err: Console) -> Progress:
+    # rich's progress and table modules load only when used: a --json run into a pipe skips them
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -110,7 +113,6 @@ def _progress(err: Console, total_bytes: int) -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=total_bytes < PROGRESS_MIN_BYTES or not err.is_terminal,
     )
 
 
@@ -118,6 +120,8 @@ def _print_table(out: Console, events: list[Anomaly | Calm]) -> None:
     if not events:
         out.print("No anomalies.")
         return
+    from rich.table import Table
+
     table = Table(title="Liquidation anomalies (USD)", header_style="bold")
     table.add_column("time (UTC)")
     table.add_column("rule")
@@ -249,13 +253,16 @@ def detect(
     try:
         tapes = [open_tape(path, fmt) for path in files]
         total = sum(t.size_bytes for t in tapes)
-        with _progress(err, total) as bar:
-            task = bar.add_task("reading", total=total)
+        if total < PROGRESS_MIN_BYTES or not err.is_terminal:
+            summary = run_detect(tapes, rules, emit)
+        else:
+            with _progress(err) as bar:
+                task = bar.add_task("reading", total=total)
 
-            def progress(name: str, done: int) -> None:
-                bar.update(task, description=name, completed=done)
+                def progress(name: str, done: int) -> None:
+                    bar.update(task, description=name, completed=done)
 
-            summary = run_detect(tapes, rules, emit, progress)
+                summary = run_detect(tapes, rules, emit, progress)
     except TapeError as exc:
         sys.stdout.flush()
         err.print(str(exc), markup=False)

@@ -205,14 +205,20 @@ def rule_window(columns: TapeColumns, rule: RuleConfig) -> RuleWindow | None:
     if n == 0:
         return None
     w_ms = rule.window_ms
-    if cents.dtype != object and int(np.abs(cents).max()) * n >= _INT64_SAFE:
+    largest = _largest_abs(cents)
+    if cents.dtype != object and largest * n >= _INT64_SAFE:
         cents = cents.astype(object)  # sums could pass int64: exact Python ints instead
-    exact_float = cents.dtype != object and int(np.abs(cents).max()) * n < _FLOAT_EXACT
+    exact_float = cents.dtype != object and largest * n < _FLOAT_EXACT
     in_order = w_ms > 0 and bool(np.all(ts[1:] >= ts[:-1]))
     clock, window, late = _window_sums(ts, cents, w_ms, in_order, exact_float)
     best = int(np.argmax(window))
     peak = (int(window[best]), int(clock[best]))
     return RuleWindow(rows, ts, cents, clock, window, late, peak, in_order, exact_float)
+
+
+def _largest_abs(cents: NDArray) -> int:
+    """max |cents| without an array of absolute values."""
+    return max(int(cents.max()), -int(cents.min()))
 
 
 def escalate(win: RuleWindow, th: Thresholds, escalation_ms: int) -> list[Step]:

@@ -172,12 +172,21 @@ class _BlockReader:
         self.lines += scan.n_lines
         if not scan.n_lines:
             return
+        sym_parts = self._intern(scan.symbol_codes, scan.symbol_names, self._symbols)
+        ven_parts = self._intern(scan.venue_codes, scan.venue_names, self._venues)
+        if not scan.left_over:  # the usual block: joined as one part (large arrays are
+            # mmapped, so freeing them later gives the memory back; batch-sized ones would not)
+            block: list[list[NDArray]] = [scan.ts_ms, scan.cents, scan.is_long]
+            part = tuple(np.concatenate(p) for p in [*block, sym_parts, ven_parts])
+            self.stats.read += len(part[0])
+            self._parts.append(part)
+            return
         kept = np.concatenate(scan.lines) if scan.lines else np.zeros(0, np.intp)
         ts = np.concatenate(scan.ts_ms) if scan.lines else empty_column(np.int64)
         cents = np.concatenate(scan.cents) if scan.lines else empty_column(np.int64)
         longs = np.concatenate(scan.is_long) if scan.lines else empty_column(np.bool_)
-        sym = self._intern(scan.symbol_codes, scan.symbol_names, self._symbols)
-        ven = self._intern(scan.venue_codes, scan.venue_names, self._venues)
+        sym = np.concatenate(sym_parts) if sym_parts else empty_column(np.int32)
+        ven = np.concatenate(ven_parts) if ven_parts else empty_column(np.int32)
         if scan.left_over:
             order = np.argsort(kept, kind="stable")  # bisection may have split the block
             kept, ts, cents, longs = kept[order], ts[order], cents[order], longs[order]
@@ -223,13 +232,13 @@ class _BlockReader:
     @staticmethod
     def _intern(
         codes: list[NDArray[np.int32]], names: list[list[str]], table: dict[str, int]
-    ) -> NDArray[np.int32]:
-        """Global codes of the names of a block's kept rows."""
+    ) -> list[NDArray[np.int32]]:
+        """Global codes of the names of each batch's kept rows."""
         out = []
         for part_codes, part_names in zip(codes, names, strict=True):
             found = [table.setdefault(name, len(table)) for name in part_names]
             out.append(np.array(found or [0], dtype=np.int32)[part_codes])
-        return np.concatenate(out) if out else empty_column(np.int32)
+        return out
 
     def _slow_rows(
         self, lines: list[bytes], numbers: list[int], fast_numbers: NDArray

@@ -124,53 +124,117 @@ def _scan(lines: list[bytes], offset: int, scan: Scan) -> None:
 
 
 def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
-    """Keep the plainly valid rows of each record batch; the others are left over."""
+    """Keep the plainly valid rows of each record batch; the others are left over.
+
+    Clean batches (the usual case) cost a min and a max per numeric column: the row masks are
+    built only for a batch with something to leave over."""
     for batch in table.to_batches():
         n = batch.num_rows
         if n == 0:
             continue
-        ts = _numbers(batch.column(0), 0)
-        usd = _numbers(batch.column(6), 0.0)
-        ok = (ts >= MIN_TS_MS) & (ts < MAX_TS_MS) & (usd > 0) & (usd < _MAX_USD)
-        for i in (4, 5):  # price, quantity: empty or in [0, inf), as the row parser's fast path
-            if batch.column(i).null_count < n:
-                value = _numbers(batch.column(i), 0.0)
-                ok &= (value >= 0) & (value < np.inf)
+        ts_col, usd_col = batch.column(0), batch.column(6)
+        ts, usd = _values(ts_col, np.int64), _values(usd_col, np.float64)
         side_codes, side_names = _dictionary(batch.column(3))
-        is_long = np.array([s == "long" for s in side_names] or [False])[side_codes]
-        ok &= np.array([s in ("long", "short") for s in side_names] or [False])[side_codes]
-        names = {}
-        for field, i in (("venue", 1), ("symbol", 2)):  # checked once per distinct name
-            codes, distinct = _dictionary(batch.column(i))
-            ok &= np.array([_plain_name(x) for x in distinct] or [False])[codes]
-            names[field] = codes, distinct
-        where = np.arange(offset, offset + n)
-        if ok.all():
-            keep: slice | NDArray[np.intp] = slice(None)
-        else:
+        sides_ok = all(s in ("long", "short") for s in side_names)
+        long_of = np.array([s == "long" for s in side_names] or [False])
+        names = [_dictionary(batch.column(i)) for i in (1, 2)]  # venue, symbol
+        names_ok = all(_plain_names(distinct) for _, distinct in names)
+        clean = (
+            not ts_col.null_count
+            and not usd_col.null_count
+            and sides_ok
+            and names_ok
+            and MIN_TS_MS <= int(ts.min()) <= int(ts.max()) < MAX_TS_MS
+            and 0 < float(usd.min()) <= float(usd.max()) < _MAX_USD  # NaN fails both
+            and all(_plain_amounts(batch.column(i)) for i in (4, 5))
+        )
+        keep: slice | NDArray[np.intp] = slice(None)
+        if not clean:
+            ok = _row_checks(batch, ts, usd, side_codes, side_names, names)
+            where = np.arange(offset, offset + n)
             scan.left_over.extend(where[~ok].tolist())
             keep = np.flatnonzero(ok)
-        scan.lines.append(where[keep])
-        scan.ts_ms.append(ts[keep])
+            scan.lines.append(where[keep])
+        else:
+            scan.lines.append(np.arange(offset, offset + n))
+        scan.ts_ms.append(ts[keep].copy())  # a view would keep Arrow's buffer mapped
         scan.cents.append(cents_of(usd[keep]))
-        scan.is_long.append(is_long[keep])
-        scan.venue_codes.append(names["venue"][0][keep])
-        scan.venue_names.append(names["venue"][1])
-        scan.symbol_codes.append(names["symbol"][0][keep])
-        scan.symbol_names.append(names["symbol"][1])
+        scan.is_long.append(long_of[side_codes[keep]])
+        scan.venue_codes.append(names[0][0][keep])
+        scan.venue_names.append(names[0][1])
+        scan.symbol_codes.append(names[1][0][keep])
+        scan.symbol_names.append(names[1][1])
         offset += n
 
 
-def _numbers(column: pa.Array, null: float) -> NDArray:
-    """A numeric column as numpy, nulls (empty fields) as `null`."""
+def _row_checks(
+    batch: pa.RecordBatch,
+    ts: NDArray[np.int64],
+    usd: NDArray[np.float64],
+    side_codes: NDArray[np.int32],
+    side_names: list[str],
+    names: list[tuple[NDArray[np.int32], list[str]]],
+) -> NDArray[np.bool_]:
+    """Which rows of a batch are plainly valid, row by row (vectorised)."""
+    ok = (ts >= MIN_TS_MS) & (ts < MAX_TS_MS) & (usd > 0) & (usd < _MAX_USD)
+    for column in (batch.column(0), batch.column(6)):
+        valid = _validity(column)
+        if valid is not None:  # an empty time or notional: the row parser says why not
+            ok &= valid
+    for i in (4, 5):  # price, quantity: empty or in [0, inf), as the row parser's fast path
+        column = batch.column(i)
+        if column.null_count < len(column):
+            value = _values(column, np.float64)
+            fine = (value >= 0) & (value < np.inf)
+            valid = _validity(column)
+            ok &= fine if valid is None else fine | ~valid
+    ok &= np.array([s in ("long", "short") for s in side_names] or [False])[side_codes]
+    for codes, distinct in names:  # checked once per distinct name
+        ok &= np.array([_plain_name(x) for x in distinct] or [False])[codes]
+    return ok
+
+
+def _plain_amounts(column: pa.Array) -> bool:
+    """Every price (or quantity) of a batch empty or in [0, inf): the batch's fast check."""
+    if column.null_count == len(column):
+        return True
     if column.null_count:
-        column = column.fill_null(null)
-    return column.to_numpy(zero_copy_only=False)
+        return False  # some empty, some not: the row checks sort them out
+    value = _values(column, np.float64)
+    return float(value.min()) >= 0 and float(value.max()) < np.inf  # NaN fails both
+
+
+def _values(column: pa.Array, dtype: type) -> NDArray:
+    """The value buffer of a fixed-width Arrow array as numpy, without a copy (slots of nulls
+    hold anything: see _validity). Array.to_numpy would import pandas: ~0.6 s of start-up."""
+    width = np.dtype(dtype).itemsize
+    buffer = column.buffers()[1]
+    return np.frombuffer(buffer, dtype=dtype, count=len(column), offset=column.offset * width)
+
+
+def _validity(column: pa.Array) -> NDArray[np.bool_] | None:
+    """Which rows hold a value (False: empty field); None when all do."""
+    if not column.null_count:
+        return None
+    bits = np.unpackbits(np.frombuffer(column.buffers()[0], dtype=np.uint8), bitorder="little")
+    return bits[column.offset : column.offset + len(column)].view(np.bool_)
 
 
 def _dictionary(column: pa.DictionaryArray) -> tuple[NDArray[np.int32], list[str]]:
     """(code per row, distinct names) of a dictionary-encoded string column."""
-    return column.indices.to_numpy(zero_copy_only=False), column.dictionary.to_pylist()
+    return _values(column.indices, np.int32), column.dictionary.to_pylist()
+
+
+_PLAIN: set[str] = set()  # names seen plain: a batch's names are mostly those of the last
+
+
+def _plain_names(names: list[str]) -> bool:
+    """All of a batch's venues (or symbols) plain, by _plain_name; checked once per name."""
+    new = set(names) - _PLAIN
+    if not all(_plain_name(x) for x in new):
+        return False
+    _PLAIN.update(new)
+    return True
 
 
 def _plain_name(name: str) -> bool:
@@ -188,12 +252,21 @@ def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
     So: up if v > t, down if v < t, to even if v == t.
     """
     scaled = usd * 100.0
-    floor = np.floor(scaled)
-    out = np.rint(scaled).astype(np.int64)  # half-to-even, as Python's round
-    margin = TIE_EPS + np.abs(scaled) * TIE_REL  # the same margin as bot.money
-    near = np.flatnonzero(np.abs(scaled - floor - 0.5) <= margin)
+    nearest = np.rint(scaled)
+    out = nearest.astype(np.int64)  # half-to-even, as Python's round
+    if not len(usd):
+        return out
+    # Candidates first, by the widest margin of the batch (3 passes); bot.money's own margin
+    # (TIE_EPS + |x| TIE_REL) is then applied to those few only.
+    widest = TIE_EPS + max(float(scaled.max()), -float(scaled.min())) * TIE_REL
+    distance = np.abs(np.subtract(scaled, nearest, out=nearest), out=nearest)
+    near = np.flatnonzero(distance >= 0.5 - 2 * widest)
     if len(near):
-        k = floor[near]
+        x = scaled[near]
+        floor = np.floor(x)
+        near = near[np.abs(x - floor - 0.5) <= TIE_EPS + np.abs(x) * TIE_REL]
+    if len(near):
+        k = np.floor(scaled[near])
         tie = (2.0 * k + 1.0) / 200.0
         v = usd[near]
         even = np.where(k % 2 == 0, k, k + 1)
