@@ -500,3 +500,9 @@ class JournalKind(StrEnum):
     TELEGRAM_REFUSED = "telegram.refused"
     TELEGRAM_PRESS = "telegram.press"
     TELEGRAM_DECISION = "telegram.decision"
+    # runtime configuration (bot.app.overrides): the journal is the source of the overrides
+    CONFIG_OVERRIDE = "config.override"  # a confirmed change: the override, who, when, the diff
+    CONFIG_PROPOSED = "config.proposed"  # a change asked for, waiting for its confirmation
+    CONFIG_DECLINED = "config.declined"  # asked, then rejected or timed out: nothing changed
+    CONFIG_RELOAD = "config.reload"  # SIGHUP: the file reloaded, or refused and why
+    CONFIG_SKIPPED = "config.skipped"  # at start: a journaled override that no longer applies
