@@ -81,6 +81,8 @@ def test_commands_parse_apply_and_say_what_is_wrong() -> None:
     assert run.policy.levels[2][1].approval is ApprovalMode.AUTO
     assert run.policy.calm[0].approval is ApprovalMode.NOTIFY
     assert file.rules[0].threshold_usd == 1_000_000  # the file's settings are untouched
+    cleared = o.apply(parse_command("overrides", ["clear"]))
+    assert cleared.running() == file and len(cleared.applied) == 4
     bad = {
         ("threshold", ("nope", "1")): "rule 'nope' is not in the configuration (rules: all)",
         ("threshold", ("all", "lots")): "'lots' is not an amount of USD",
@@ -299,8 +301,26 @@ async def test_telegram_two_people_confirm_a_threshold_on_the_approval_buttons(
                 and "Overrides against the file" in c.params.get("text", "")
             )
         )
+        await server.command(ALICE, CHAT, "/policy 2 hedge auto")  # asked, never confirmed
+        await server.wait_for(
+            lambda c: c.method.startswith("editMessage") and bool(c.params.get("reply_markup")), 3
+        )
+        await rt.close()
+        # a restart: the confirmed change is back from the journal, the unconfirmed one dropped
+        rt = build(
+            settings, telegram_secrets(), mode="paper", identity="tg-overrides",
+            journal_url=str(journal),
+        )  # fmt: skip
+        assert rt.orchestrator.detector.rules[0].threshold_usd == 2_500_000
+        await rt.start()
+        await server.wait_for(
+            lambda c: c.method == "editMessageText" and "REJECTED by restart" in c.params["text"]
+        )
+        assert rt.orchestrator.resolved["policy.levels.2[1]"].config.approval == "confirm"
     finally:
         await rt.close()
         await server.stop()
     [row] = kinds(journal, JournalKind.CONFIG_OVERRIDE)
     assert (row["by"], row["approved_by"]) == ("telegram:@user11", "telegram:@user11+@user22")
+    declined = kinds(journal, JournalKind.CONFIG_DECLINED)
+    assert [d["why"] for d in declined] == ["liqguard restarted; ask again"]

@@ -47,6 +47,7 @@ from bot.events import (
 from bot.interfaces import Approver, Clock, Journal
 
 LIVE_SECTIONS = ("rules", "policy", "approvals")  # what a reload applies while running
+CHANGE_PREFIX = "cfg-"  # the request (and action) id of a change: cfg-<ms>-<n>
 
 
 def journaled(journal: Journal) -> list[tuple[Override, dict[str, Any]]]:
@@ -102,8 +103,20 @@ class OverrideDesk:
 
     # -- start ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Tell people about overrides that no longer apply; journal them once per start."""
+        """Tell people about overrides that no longer apply; journal them once per start; a
+        change still asked on Telegram when the last run stopped is rejected (ask again)."""
         now = self.clock.now_ms()
+        ballots = self._ballots()
+        for rec in ballots.pending() if ballots is not None else []:
+            if str(rec.get("action_id", "")).startswith(CHANGE_PREFIX):
+                from bot.telegram.auth import Voter  # the Telegram library: only with Telegram
+
+                await ballots.vote(rec["request_id"], Voter(0, "restart"), False, now)
+                self.journal.append(
+                    JournalKind.CONFIG_DECLINED,
+                    now,
+                    {"request_id": rec["request_id"], "why": "liqguard restarted; ask again"},
+                )
         for line in self.skipped:
             self.journal.append(JournalKind.CONFIG_SKIPPED, now, {"text": line})
             await self.orchestrator.notifier.notify(
@@ -144,7 +157,7 @@ class OverrideDesk:
                 "counts distinct people here; set approvals.channel: telegram or set it to 1",
                 None,
             )
-        rid = f"cfg-{now}-{next(self._seq)}"
+        rid = f"{CHANGE_PREFIX}{now}-{next(self._seq)}"
         p = Proposal(rid, ov, by, diff, now + round(timeout_s * 1000))
         self.pending[rid] = p
         self.journal.append(
@@ -196,6 +209,12 @@ class OverrideDesk:
         else:
             why = reason if decision is None else (decision.reason or f"by {decision.by}")
             self._declined(p, why)
+
+    async def close(self) -> None:
+        """Stop waiting on unanswered changes (a restart rejects them on Telegram)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def settled(self) -> None:
         """Until every change waiting on the approver's ballots is decided (and applied)."""
@@ -304,6 +323,8 @@ class OverrideDesk:
             for name in type(file).model_fields
             if name not in LIVE_SECTIONS and getattr(file, name) != getattr(old, name)
         ]
+        if file.approvals.channel != old.approvals.channel:  # the approver is built at start
+            later.append("approvals.channel")
         overlay, skipped = replay(file, journaled(self.journal))
         diff = _file_diff(self.overlay, overlay)
         await self.install(overlay)

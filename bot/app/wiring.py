@@ -153,6 +153,8 @@ class Runtime:
         """Close every part; returns how many notifications could not be delivered in time."""
         notifier = self.orchestrator.notifier
         await notifier.flush(EXIT_DELIVERY_S)  # while the channels are up
+        if (desk := self.extras.get("overrides")) is not None:
+            await desk.close()
         if (tg := self.extras.get("telegram")) is not None:
             await tg.close()
         close = getattr(self.approver, "close", None)
