@@ -197,6 +197,22 @@ async def test_status_page_in_chromium(
             await until(text_is(page, "#ladder", "REDUCING"), "the ladder shows REDUCING")
             await page.click("#resume")  # a confirm() dialog, accepted
             await until(text_is(page, "#ladder", "ACTIVE"), "the ladder shows ACTIVE")
+
+            # a runtime change: the diff first, applied once confirmed (the Telegram ballots)
+            await page.fill("#change", "/threshold all 2500000")
+            await page.click("#propose")
+
+            async def diff_shown() -> bool:
+                text = await page.text_content("#answer") or ""
+                return "rules.all.threshold_usd: 1,000,000.00 -> 2,500,000.00" in text
+
+            await until(diff_shown, "the page shows the diff")
+            assert orch.detector.rules[0].threshold_usd == 1_000_000
+            await page.click("#confirm")
+            await until(text_is(page, "#answer", "Approved."), "the change is confirmed")
+            await until(
+                lambda: orch.detector.rules[0].threshold_usd == 2_500_000, "the change lands"
+            )
             shot = tmp_path / "status-page.png"
             await page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("LIQGUARD_SCREENSHOT"):  # docs/status-page.png is made this way

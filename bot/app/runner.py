@@ -421,7 +421,10 @@ def _reload_on_sighup(rt: Runtime, display: Display) -> Callable[[], None]:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    except (ValueError, RuntimeError):  # not the main thread (an embedding caller): no reload
+        return lambda: None
 
     def stop() -> None:
         loop.remove_signal_handler(signal.SIGHUP)

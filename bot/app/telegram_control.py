@@ -73,14 +73,14 @@ class RuntimeControl:
         self.journal = journal
         self.settings = settings
         self.changes = changes  # /threshold, /rule, /policy, /overrides
+        self._windows: dict[str, deque[tuple[int, float]]] = {}
+        self._prices: deque[tuple[int, float]] = deque(maxlen=_SAMPLES)
+        self._price_symbol = ""
         if changes is not None:
             changes.listeners.append(self._new_settings)
 
     def _new_settings(self, settings: Settings) -> None:
         self.settings = settings
-        self._windows: dict[str, deque[tuple[int, float]]] = {}
-        self._prices: deque[tuple[int, float]] = deque(maxlen=_SAMPLES)
-        self._price_symbol = ""
 
     async def status(self) -> StatusView:
         s = self.orchestrator.status()
