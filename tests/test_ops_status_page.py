@@ -259,7 +259,9 @@ async def test_status_page_in_chromium(
         for r in rows
     )
     presses = [r["payload"] for r in rows if r["kind"] == "http.press"]
-    assert [p["what"] for p in presses] == ["approve", "pause", "resume"]
+    assert [p["what"] for p in presses] == ["approve", "pause", "resume", "change", "confirm"]
+    (change,) = [r["payload"] for r in rows if r["kind"] == JournalKind.CONFIG_OVERRIDE]
+    assert (change["by"], change["approved_by"]) == ("http:status page", "telegram:status page")
     assert len([r for r in rows if r["kind"] == "http.refused"]) == 2
     assert all(WEB_TOKEN not in str(r["payload"]) for r in rows)
     ladder = [r["payload"] for r in rows if r["kind"] == JournalKind.LADDER]
