@@ -22,6 +22,7 @@ from typing import Any
 
 from loguru import logger
 
+from bot.app.sessions import secret_values
 from bot.config.errors import ConfigError
 from bot.config.loader import load_settings
 from bot.config.overrides import (
@@ -45,6 +46,7 @@ from bot.events import (
     TimeoutDefault,
 )
 from bot.interfaces import Approver, Clock, Journal
+from bot.logs import redact, register_secrets
 
 LIVE_SECTIONS = ("rules", "policy", "approvals")  # what a reload applies while running
 CHANGE_PREFIX = "cfg-"  # the request (and action) id of a change: cfg-<ms>-<n>
@@ -307,7 +309,7 @@ class OverrideDesk:
             file = load_settings(Path(path))
             check_policy(file.policy, path)
         except ConfigError as exc:
-            error = str(exc)
+            error = redact(str(exc))  # a value quoted from the file may be a webhook's secret
             self.journal.append(
                 JournalKind.CONFIG_RELOAD, now, {"ok": False, "path": path, "error": error}
             )
@@ -317,6 +319,7 @@ class OverrideDesk:
                        "warning")
             )  # fmt: skip
             return f"reload refused: {error.splitlines()[0]} (the running configuration stays)"
+        register_secrets(secret_values(file))  # webhook and RPC URLs of the new file
         old = self.overlay.file
         later = [
             name
