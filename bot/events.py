@@ -509,6 +509,13 @@ class JournalKind(StrEnum):
     PAGE = "page"  # one attempt to page (trigger or resolve), its outcome
     BRIDGE = "bridge"  # one call to another bot (pause, exit, start, stop, webhook)
 
+    # runtime configuration (bot.app.overrides): the journal is the source of the overrides
+    CONFIG_OVERRIDE = "config.override"  # a confirmed change: the override, who, when, the diff
+    CONFIG_PROPOSED = "config.proposed"  # a change asked for, waiting for its confirmation
+    CONFIG_DECLINED = "config.declined"  # asked, then rejected or timed out: nothing changed
+    CONFIG_RELOAD = "config.reload"  # SIGHUP: the file reloaded, or refused and why
+    CONFIG_SKIPPED = "config.skipped"  # at start: a journaled override that no longer applies
+
 
 class DeliveryOutcome(StrEnum):
     """What one attempt of a pager or bridge call came to."""

@@ -197,6 +197,22 @@ async def test_status_page_in_chromium(
             await until(text_is(page, "#ladder", "REDUCING"), "the ladder shows REDUCING")
             await page.click("#resume")  # a confirm() dialog, accepted
             await until(text_is(page, "#ladder", "ACTIVE"), "the ladder shows ACTIVE")
+
+            # a runtime change: the diff first, applied once confirmed (the Telegram ballots)
+            await page.fill("#change", "/threshold all 2500000")
+            await page.click("#propose")
+
+            async def diff_shown() -> bool:
+                text = await page.text_content("#answer") or ""
+                return "rules.all.threshold_usd: 1,000,000.00 -> 2,500,000.00" in text
+
+            await until(diff_shown, "the page shows the diff")
+            assert orch.detector.rules[0].threshold_usd == 1_000_000
+            await page.click("#confirm")
+            await until(text_is(page, "#answer", "Approved."), "the change is confirmed")
+            await until(
+                lambda: orch.detector.rules[0].threshold_usd == 2_500_000, "the change lands"
+            )
             shot = tmp_path / "status-page.png"
             await page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("LIQGUARD_SCREENSHOT"):  # docs/status-page.png is made this way
@@ -243,7 +259,9 @@ async def test_status_page_in_chromium(
         for r in rows
     )
     presses = [r["payload"] for r in rows if r["kind"] == "http.press"]
-    assert [p["what"] for p in presses] == ["approve", "pause", "resume"]
+    assert [p["what"] for p in presses] == ["approve", "pause", "resume", "change", "confirm"]
+    (change,) = [r["payload"] for r in rows if r["kind"] == JournalKind.CONFIG_OVERRIDE]
+    assert (change["by"], change["approved_by"]) == ("http:status page", "telegram:status page")
     assert len([r for r in rows if r["kind"] == "http.refused"]) == 2
     assert all(WEB_TOKEN not in str(r["payload"]) for r in rows)
     ladder = [r["payload"] for r in rows if r["kind"] == JournalKind.LADDER]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -378,6 +379,7 @@ async def _drive(
             await rt.close()
             return 2
     scheduler.start()
+    stop_hup = _reload_on_sighup(rt, display)
     try:
         with display.watching(progress):
             await work
@@ -393,12 +395,41 @@ async def _drive(
         orch.checkpoint()
         return 1
     finally:
+        stop_hup()
         scheduler.shutdown(wait=False)
         display.finished(progress(), _result(rt))
         if ops is not None:
             await ops.close()
         await rt.close()
     return 0
+
+
+def _reload_on_sighup(rt: Runtime, display: Display) -> Callable[[], None]:
+    """SIGHUP reloads the config file (bot.app.overrides); returns how to stop listening."""
+    desk = rt.extras.get("overrides")
+    if desk is None or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        text = await desk.reload()
+        display.say(text, "warn" if text.startswith("reload refused") else "info")
+
+    def on_hup() -> None:
+        task = loop.create_task(reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    except (ValueError, RuntimeError):  # not the main thread (an embedding caller): no reload
+        return lambda: None
+
+    def stop() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return stop
 
 
 def _result(rt: Runtime) -> RunResult:

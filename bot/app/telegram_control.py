@@ -13,6 +13,7 @@ from typing import Any
 
 from loguru import logger
 
+from bot.app.overrides import OverrideDesk
 from bot.config.settings import Settings
 from bot.engine.orchestrator import Orchestrator
 from bot.events import Anomaly, JournalKind, Portfolio, TradingState, TradingStateChanged
@@ -63,15 +64,26 @@ def _history_text(kind: str, p: dict[str, Any]) -> str:
 
 class RuntimeControl:
     def __init__(
-        self, orchestrator: Orchestrator, broker: Broker, journal: SqlJournal, settings: Settings
+        self,
+        orchestrator: Orchestrator,
+        broker: Broker,
+        journal: SqlJournal,
+        settings: Settings,
+        changes: OverrideDesk | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.broker = broker
         self.journal = journal
         self.settings = settings
+        self.changes = changes  # /threshold, /rule, /policy, /overrides
         self._windows: dict[str, deque[tuple[int, float]]] = {}
         self._prices: deque[tuple[int, float]] = deque(maxlen=_SAMPLES)
         self._price_symbol = ""
+        if changes is not None:
+            changes.listeners.append(self._new_settings)
+
+    def _new_settings(self, settings: Settings) -> None:
+        self.settings = settings
 
     async def status(self) -> StatusView:
         s = self.orchestrator.status()

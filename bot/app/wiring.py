@@ -16,11 +16,13 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
 
 from bot.app.errors import SetupError
+from bot.app.overrides import OverrideDesk, start_overlay
 from bot.approvals import AutoApprover, ConsoleApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock, WallClock
@@ -208,6 +210,8 @@ class Runtime:
         """Connect what needs connecting (Telegram); a failure there is reported, not fatal."""
         if (tg := self.extras.get("telegram")) is not None:
             await tg.start()
+        if (desk := self.extras.get("overrides")) is not None:
+            await desk.start()
 
     async def close(self) -> int:
         """Close every part; returns how many notifications could not be delivered in time."""
@@ -216,6 +220,8 @@ class Runtime:
         for name in ("bridges", "paging"):  # their failures are told while Telegram is up
             if (part := self.extras.get(name)) is not None:
                 await part.drain(EXIT_DELIVERY_S)
+        if (desk := self.extras.get("overrides")) is not None:
+            await desk.close()
         if (tg := self.extras.get("telegram")) is not None:
             await tg.close()
         close = getattr(self.approver, "close", None)
@@ -312,6 +318,11 @@ def build(
         session, state = open_session(journal, identity, fresh, identity_record)
         if state == "finished" and mode != "replay":  # a stream that ended: the next session
             session, state = open_session(journal, identity, True, identity_record)
+    # the journal, not the file, is the source of the runtime overrides: applied in order
+    overlay, skipped = start_overlay(settings, journal)
+    if overlay.applied:
+        settings = overlay.running()
+        resolved = check_policy(settings.policy, source)
     orchestrator = Orchestrator(
         session=session,
         detector=Detector(settings.rules),
@@ -344,11 +355,15 @@ def build(
         except BaseException:
             journal.close()
             raise
+    config_path = source if source not in ("defaults", "") and Path(source).is_file() else None
+    desk = OverrideDesk(orchestrator, journal, clock, overlay, approver, config_path, skipped)
+    extras["overrides"] = desk
     if (tg := extras.get("telegram")) is not None:
         from bot.app.telegram_control import RuntimeControl  # charts load matplotlib: slow
 
-        tg.attach(RuntimeControl(orchestrator, broker, journal, settings))  # /status, charts
-    return Runtime(
+        control = RuntimeControl(orchestrator, broker, journal, settings, desk)
+        tg.attach(control)  # /status, charts, /threshold ...
+    runtime = Runtime(
         mode,
         settings,
         session,
@@ -363,3 +378,5 @@ def build(
         orchestrator,
         extras,
     )
+    desk.listeners.append(lambda s: setattr(runtime, "settings", s))
+    return runtime

@@ -19,7 +19,16 @@ group = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_COMMAND_MODULES = ("backtest", "calibrate", "detect", "fetch", "health", "onchain", "run")
+_COMMAND_MODULES = (
+    "backtest",
+    "calibrate",
+    "config_cmd",
+    "detect",
+    "fetch",
+    "health",
+    "onchain",
+    "run",
+)
 
 
 @group.callback()

@@ -64,6 +64,15 @@ def describe(kind: str, p: dict[str, Any]) -> str:
             )
         case K.PAPER_LIQUIDATION:
             return f"{p['side']} {p['size']:.6g} {p['symbol']} liquidated at {p['price']:,.2f}"
+        case K.CONFIG_OVERRIDE:
+            return (
+                f"{p.get('text')} by {p.get('by')}, confirmed by {p.get('approved_by')}: "
+                + "; ".join(p.get("diff", []))
+            )
+        case K.CONFIG_RELOAD:
+            if not p.get("ok"):
+                return f"reload refused: {str(p.get('error', '')).splitlines()[0][:120]}"
+            return f"reloaded {p.get('path')}: " + ("; ".join(p.get("diff", [])) or "no change")
         case K.STRATEGY_FAILED | K.FAILURE:
             return f"{aid} {p.get('error', '')}"
         case _:

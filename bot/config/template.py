@@ -101,9 +101,24 @@ journal:
 
 approvals:
   channel: auto              # auto | console | telegram
+  override_approvers: 1      # people who confirm a runtime change (/threshold, /rule, /policy)
+  override_timeout_s: 300    # unconfirmed by then: nothing changes
 
 logging:
   level: INFO
+
+# Watching it from outside (see "Monitoring" and "Running as a service"). Off by default.
+metrics:
+  listen: null               # HOST:PORT (true = 127.0.0.1:9464): Prometheus /metrics
+http:
+  listen: null               # HOST:PORT (true = 127.0.0.1:8088): the status page
+  token_env: LIQGUARD_HTTP_TOKEN   # the variable holding the token for its buttons
+healthcheck:
+  ping_url: null             # an http(s) URL GET every interval_s while healthy
+  interval_s: 30
+  beat_s: 1                  # heartbeat period
+  max_loop_lag_s: 5          # unhealthy when the event loop lags more
+  max_commit_age_s: null     # unhealthy when the journal has not committed for this long
 
 # Paging (off): wake a person through PagerDuty, Opsgenie or email; keys from the environment.
 # paging:

@@ -80,6 +80,44 @@ class Detector:
                 rule.on_tick(now_ms, out)
         return [e for e in out if isinstance(e, Calm)]
 
+    def reconfigure(self, rules: Sequence[RuleConfig]) -> list[Anomaly | Calm]:
+        """Run with new rule settings from now on (a runtime override, a reloaded file).
+
+        A rule whose name, filters (venues, symbols, sides) and window_s are unchanged keeps
+        its window, clock, level and t_last; its thresholds are recomputed from the new
+        threshold_usd and factor, and steps 3-4 of detector.md run once at its clock (a lower
+        threshold may fire at once, a shorter escalation window may calm). Any other rule
+        starts empty (a new one, or one whose counted events would differ); a rule left out
+        is dropped, without a Calm. Returns what the change caused, rule by rule.
+        """
+        names = [r.name for r in rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+        old = {r.name: r for r in self._rules}
+        out: list[Anomaly | Calm] = []
+        states = []
+        for cfg in rules:
+            prev = old.get(cfg.name)
+            if prev is not None and _same_counting(prev.config, cfg):
+                prev.retune(cfg, self._names, out)
+                states.append(prev)
+            else:
+                states.append(RuleState(cfg))
+        self._rules = states
+        # the filter verdicts of every name seen so far, for the new rule list
+        self._sym_ok = [
+            [not r.config.symbols or any(symbol_matches(t, s) for t in r.config.symbols)
+             for s in self._names[0]]
+            for r in states
+        ]  # fmt: skip
+        self._venue_ok = [
+            [not r.config.venues or any(venue_matches(t, v) for t in r.config.venues)
+             for v in self._names[1]]
+            for r in states
+        ]  # fmt: skip
+        return out
+
     # -- inspection and resume -----------------------------------------------------------------
 
     def status(self) -> list[RuleStatus]:
@@ -144,3 +182,13 @@ class Detector:
                 tokens = rule.config.venues
                 ok.append(not tokens or any(venue_matches(t, venue) for t in tokens))
         return vid
+
+
+def _same_counting(a: RuleConfig, b: RuleConfig) -> bool:
+    """Whether two settings of a rule count the same events in the same window."""
+    return (a.venues, a.symbols, tuple(sorted(a.sides)), a.window_ms) == (
+        b.venues,
+        b.symbols,
+        tuple(sorted(b.sides)),
+        b.window_ms,
+    )

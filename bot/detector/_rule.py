@@ -128,6 +128,24 @@ class RuleState:
         if self.peak is None or w.total_cents > self.peak[0]:
             self.peak = (w.total_cents, c)
         self._calm(c, out)
+        self._escalate(c, names, out)
+
+    def retune(
+        self, config: RuleConfig, names: tuple[list[str], list[str]], out: list[Anomaly | Calm]
+    ) -> None:
+        """Take a new threshold, factor, escalation window or top_n, keeping the window, the
+        clock, the level and t_last; then steps 3-4 run once at the rule's clock c."""
+        self.config = config
+        self.escalation_ms = config.escalation_window_ms
+        self.thresholds = Thresholds(config.threshold_usd, config.factor)
+        if self.clock_ms is not None:
+            self._calm(self.clock_ms, out)
+            self._escalate(self.clock_ms, names, out)
+
+    def _escalate(
+        self, c: int, names: tuple[list[str], list[str]], out: list[Anomaly | Calm]
+    ) -> None:
+        w = self.window
         if w.total_cents >= self.thresholds.of_level(self.level + 1):
             new = self.thresholds.level_for(w.total_cents, self.level + 1)
             out.append(self._anomaly(c, new, names))

@@ -3,7 +3,9 @@
 - metrics_app: GET /metrics (Prometheus text) and /healthz
 - status_app: the status page (/, /static/*), GET /api/status, GET /api/events (server-sent
   events, one snapshot a second), and the buttons: POST /api/approve, /api/reject, /api/pause,
-  /api/resume. The buttons need `Authorization: Bearer <token>` (the token from the
+  /api/resume, and the runtime changes: POST /api/change {"command": "/threshold all 2.5m"}
+  (the diff and a request id), POST /api/confirm {"request_id", "approve"}.
+  The buttons need `Authorization: Bearer <token>` (the token from the
   environment; never in a URL, never logged); without a token configured the page is read-only.
 - serve(app, host, port): start it; the caller says where it listens.
 """
@@ -64,11 +66,15 @@ class Controls:
         set_state: Callable[[str, str, str], Awaitable[Any]],
         journal_append: Callable[[str, int, dict[str, Any]], Any],
         now_ms: Callable[[], int],
+        change: Callable[[str, str], Awaitable[tuple[str, str | None]]] | None = None,
+        confirm: Callable[[str, bool], Awaitable[str]] | None = None,
     ) -> None:
         self.vote = vote
         self.set_state = set_state
         self.append = journal_append
         self.now_ms = now_ms
+        self.change = change  # "/threshold all 2500000", who -> (diff text, request id)
+        self.confirm = confirm  # request id, approve -> text (the same ballots as Telegram)
 
 
 def status_app(
@@ -149,6 +155,16 @@ def status_app(
         elif what == "resume":
             await controls.set_state("ACTIVE", "confirmed resume", who)
             answer = "Resumed: ACTIVE."
+        elif what == "change" and controls.change is not None:
+            # a runtime change: the diff now, applied once confirmed (POST /api/confirm)
+            answer, asked = await controls.change(str(body.get("command") or "")[:200], who)
+            controls.append(HTTP_PRESS, now, {"what": what, "who": who, "answer": answer})
+            ok = asked is not None
+            return web.json_response({"ok": ok, "message": answer, "request_id": asked})
+        elif what == "confirm" and controls.confirm is not None:
+            rid = str(body.get("request_id") or "")
+            approve = body.get("approve", True) is not False
+            answer = await controls.confirm(rid, approve) if rid else "request_id is missing"
         else:
             raise web.HTTPNotFound()
         controls.append(

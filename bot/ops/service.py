@@ -174,8 +174,26 @@ class Ops:
         async def set_state(state: str, reason: str, by: str) -> Any:
             return await control.set_state(TradingState(state), reason, by)
 
+        desk = rt.extras.get("overrides") if isinstance(rt.extras, dict) else None
+        change = confirm = None
+        if desk is not None:
+
+            async def change(command: str, who: str) -> tuple[str, str | None]:
+                words = command.split()
+                if not words or not words[0].startswith("/"):
+                    return "give a command, e.g. /threshold all 2500000", None
+                return await desk.ask(words[0][1:].lower(), words[1:], who)
+
+            async def confirm(request_id: str, approve: bool) -> str:
+                return await desk.vote(request_id, "status page", 0, approve)
+
         return http.Controls(
-            vote if votes is not None else None, set_state, rt.journal.append, rt.clock.now_ms
+            vote if votes is not None else None,
+            set_state,
+            rt.journal.append,
+            rt.clock.now_ms,
+            change,
+            confirm,
         )
 
     async def snapshot(self) -> dict[str, Any]:

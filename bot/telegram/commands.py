@@ -75,6 +75,15 @@ class Control(Protocol):
     async def chart_input(self) -> ChartInput | None: ...
 
 
+class Changes(Protocol):
+    """Runtime changes to rules and policy (bot.app.overrides.OverrideDesk): the control's
+    optional `changes` attribute; asked here, confirmed by the approval buttons."""
+
+    async def ask(self, name: str, args: list[str], by: str) -> tuple[str, str | None]: ...
+
+    def listing(self) -> str: ...
+
+
 # --------------------------------------------------------------------------------- formatting
 def status_text(s: StatusView, pending: int) -> str:
     lines = [f"Mode {s.mode} · trading state {s.state.value} · {pending} approval(s) pending"]
@@ -122,6 +131,10 @@ COMMANDS: dict[str, str] = {
     "approve": "/approve <request id>: approve a pending action",
     "reject": "/reject <request id>: reject a pending action",
     "history": "the latest actions, decisions and orders",
+    "threshold": "/threshold RULE USD: a rule's base threshold (shows the diff, asks a confirm)",
+    "rule": "/rule RULE on|off: switch a rule on or off (asks a confirm)",
+    "policy": "/policy [RULE:]LEVEL STEP auto|confirm|notify: a step's approval (asks a confirm)",
+    "overrides": "the runtime overrides against the file (/overrides clear: back to the file)",
     "help": "this list",
 }
 
@@ -279,3 +292,31 @@ class Commands:
 
     async def _cmd_reject(self, user: User, args: list[str]) -> str:
         return await self._vote(user, args, False)
+
+    # runtime changes: the diff now, applied only once confirmed on the approval message
+    def _changes(self) -> Changes | None:
+        return getattr(self.control, "changes", None)
+
+    async def _change(self, name: str, user: User, args: list[str]) -> str:
+        changes = self._changes()
+        if changes is None:
+            return "Runtime changes are not available in this run."
+        text, _rid = await changes.ask(name, args, f"telegram:{voter_name(user)}")
+        return text
+
+    async def _cmd_threshold(self, user: User, args: list[str]) -> str:
+        return await self._change("threshold", user, args)
+
+    async def _cmd_rule(self, user: User, args: list[str]) -> str:
+        return await self._change("rule", user, args)
+
+    async def _cmd_policy(self, user: User, args: list[str]) -> str:
+        return await self._change("policy", user, args)
+
+    async def _cmd_overrides(self, user: User, args: list[str]) -> str:
+        changes = self._changes()
+        if changes is None:
+            return "Runtime changes are not available in this run."
+        if args:
+            return await self._change("overrides", user, args)
+        return changes.listing()

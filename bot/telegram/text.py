@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.config.overrides import CONFIG_STRATEGY
 from bot.events import Action, ApprovalRequest, Decision, OrderIntent, TimeoutDefault
 from bot.notify.format import render, usd, utc
 
@@ -48,6 +49,15 @@ def approval_text(
 ) -> str:
     a = request.action
     timeout_s = max(0, (request.deadline_ts_ms - request.created_ts_ms) // 1000)
+    if a.strategy == CONFIG_STRATEGY:  # a runtime change: the diff is the whole question
+        lines = [f"🟡 Confirm a configuration change · request {request.request_id}", request.text]
+        lines.append(
+            f"Timeout {timeout_s} s (at {utc(request.deadline_ts_ms)}): then nothing changes."
+        )
+        if approvers_needed > 1:
+            lines.append(f"Needs {approvers_needed} different approvers; any reject vetoes.")
+        lines.append(f"Or type /approve {request.request_id} or /reject {request.request_id}")
+        return "\n".join(lines)
     lines = [
         f"🟡 Approval needed: {a.strategy} for rule {a.rule} level {a.level}",
         f"Action {a.action_id} · request {request.request_id}",

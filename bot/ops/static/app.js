@@ -78,6 +78,17 @@ async function press(what, body) {
   const data = await resp.json();
   $("answer").textContent = data.message;
   $("answer").dataset.status = String(resp.status);
+  return data;
+}
+
+// a runtime change: the diff first, then a confirmation (the same ballots as Telegram)
+async function propose() {
+  const data = await press("change", { command: $("change").value });
+  $("confirm").hidden = !data.request_id;
+  $("confirm").onclick = async () => {
+    $("confirm").hidden = true;
+    await press("confirm", { request_id: data.request_id, approve: true });
+  };
 }
 
 function render(s) {
@@ -125,6 +136,7 @@ function connect() {
 
 window.addEventListener("DOMContentLoaded", () => {
   $("pause").onclick = () => press("pause", { reason: "paused from the status page" });
+  $("propose").onclick = propose;
   $("resume").onclick = () => {
     if (window.confirm("Resume trading (back to ACTIVE)?")) press("resume");
   };
