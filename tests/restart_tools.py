@@ -36,9 +36,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# $1M over every venue: the bundled tapes climb and trade under it (the $4M default stays low)
+RULE_1M = Path(__file__).parent / "fixtures" / "rule_1m_all_venues.yaml"
+
+
 def replay_args(tape: Path, prices: Path, journal: Path, speed: str = "max") -> list[str]:
     return [*LIQGUARD, "replay", str(tape), "--prices", str(prices), "--journal", str(journal),
-            "--speed", speed]  # fmt: skip
+            "--speed", speed, "--config", str(RULE_1M)]  # fmt: skip
 
 
 @dataclass
