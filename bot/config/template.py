@@ -12,8 +12,8 @@ mode: paper            # paper (default) | live — live ALSO needs `liqguard ru
 # lending run at different scales, so each has its own rule. Recalibrate on your own history:
 # `liqguard calibrate TAPE... --config liqguard.yaml` (docs/calibrating.md).
 rules:
-  - name: exchanges            # every exchange stream (a venue name counts its family:
-    venues: [binance, bybit, okx, deribit, gate, dydx, bitget, htx, hyperliquid]  # binance-usdm)
+  - name: exchanges            # every exchange stream; `binance` counts binance-usdm/-coinm
+    venues: [binance, bybit, okx, deribit, gate, dydx, bitget, htx, hyperliquid]
     window_s: 3600             # rolling window W
     threshold_usd: 4000000     # base threshold T0, from calibrate on the bundled Binance tapes
     factor: 2                  # level k fires at T0 * factor^(k-1)
