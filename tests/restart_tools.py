@@ -40,9 +40,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 RULE_1M = Path(__file__).parent / "fixtures" / "rule_1m_all_venues.yaml"
 
 
-def replay_args(tape: Path, prices: Path, journal: Path, speed: str = "max") -> list[str]:
+def replay_args(
+    tape: Path, prices: Path, journal: Path, speed: str = "max", config: Path | None = RULE_1M
+) -> list[str]:
+    """`config` None: the run's ./liqguard.yaml."""
     return [*LIQGUARD, "replay", str(tape), "--prices", str(prices), "--journal", str(journal),
-            "--speed", speed, "--config", str(RULE_1M)]  # fmt: skip
+            "--speed", speed, *(["--config", str(config)] if config else [])]  # fmt: skip
 
 
 @dataclass
