@@ -36,9 +36,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def replay_args(tape: Path, prices: Path, journal: Path, speed: str = "max") -> list[str]:
+# $1M over every venue: the bundled tapes climb and trade under it (the $4M default stays low)
+RULE_1M = Path(__file__).parent / "fixtures" / "rule_1m_all_venues.yaml"
+
+
+def replay_args(
+    tape: Path, prices: Path, journal: Path, speed: str = "max", config: Path | None = RULE_1M
+) -> list[str]:
+    """`config` None: the run's ./liqguard.yaml."""
     return [*LIQGUARD, "replay", str(tape), "--prices", str(prices), "--journal", str(journal),
-            "--speed", speed]  # fmt: skip
+            "--speed", speed, *(["--config", str(config)] if config else [])]  # fmt: skip
 
 
 @dataclass

@@ -91,9 +91,11 @@ def test_default_setting_equals_liqguard_replay(tmp_path: Path, tape: Path, pric
 
 def test_confirm_steps_take_their_timeout_default_in_simulated_time() -> None:
     [_, selloff] = bundled_episodes()
-    nobody = run_one(selloff, Settings(), Options())
-    yes = run_one(selloff, Settings(), Options(assume="approve"))
-    no = run_one(selloff, Settings(), Options(assume="reject"))
+    # the default policy at $1M: the sell-off reaches level 2 (the default $4M stays at 1)
+    at_1m = Settings.model_validate({"rules": [{"name": "all"}]})
+    nobody = run_one(selloff, at_1m, Options())
+    yes = run_one(selloff, at_1m, Options(assume="approve"))
+    no = run_one(selloff, at_1m, Options(assume="reject"))
     # The level-2 hedge asks (on_timeout: cancel): nobody answers, so it expires unexecuted.
     assert nobody.actions.get("hedge expired") == 1 and "hedge executed" not in nobody.actions
     assert nobody.decisions_by.get("timeout") == 2

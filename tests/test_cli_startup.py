@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.detect import build_rules
-from bot.config.settings import Settings
+from bot.config.rules import RuleConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TAPE = ROOT / "tests" / "fixtures" / "bad_rows.csv"
@@ -26,8 +26,11 @@ print("loaded:", loaded)
 """
 
 
-def test_detect_without_config_uses_the_settings_default_rule() -> None:
-    assert build_rules(None, {}) == Settings().rules
+def test_detect_without_config_uses_one_rule_over_every_venue() -> None:
+    # a tape on its own: the detector contract's rule ($1M, 1h, x2, 2h), whatever its venues;
+    # the bot's default config splits exchanges and DeFi (docs/detecting.md)
+    assert build_rules(None, {}) == (RuleConfig(),)
+    assert RuleConfig().threshold_usd == 1_000_000 and not RuleConfig().venues
 
 
 def test_detect_loads_only_what_it_needs(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, RuleConfig, load_settings
+from bot.detector import Detector
+from bot.events import Anomaly, Liquidation
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -15,16 +17,35 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_no_file_gives_the_detector_defaults() -> None:
+def test_no_file_gives_an_exchange_rule_and_a_defi_rule() -> None:
     settings = load_settings(None)
     assert settings.mode == "paper"
-    (rule,) = settings.rules
-    assert (rule.window_ms, rule.threshold_usd, rule.factor, rule.escalation_window_ms) == (
-        3_600_000,
-        1_000_000.0,
-        2.0,
-        7_200_000,
-    )
+    exchanges, defi = settings.rules
+    # exchange streams at the calibrated $4M (docs/calibrating.md), lending at Santiment's $1M
+    assert (exchanges.name, exchanges.threshold_usd) == ("exchanges", 4_000_000.0)
+    assert (defi.name, defi.threshold_usd) == ("defi", 1_000_000.0)
+    assert defi.venues == ("aave", "compound")
+    for rule in settings.rules:
+        assert (rule.window_ms, rule.factor, rule.escalation_window_ms) == (
+            3_600_000,
+            2.0,
+            7_200_000,
+        )
+
+
+def test_default_rules_keep_each_venue_at_its_own_scale() -> None:
+    """$2M of Binance liquidations in an hour is a normal exchange hour; $1M on Aave is not."""
+    detector = Detector(load_settings(None).rules)
+
+    def fired(venue: str, usd: float) -> list[str]:
+        liq = Liquidation(ts_ms=1_000, venue=venue, symbol="BTCUSDT", side="long", price=1.0,
+                          quantity=usd, notional_usd=usd, event_id=f"{venue}:{usd}")  # fmt: skip
+        return [a.rule for a in detector.on_liquidation(liq) if isinstance(a, Anomaly)]
+
+    assert fired("binance-usdm", 2_000_000) == []
+    assert fired("aave-v3", 1_000_000) == ["defi"]
+    assert fired("compound-v3-ethereum", 1_000_000) == ["defi"]  # $2M of lending: level 2
+    assert fired("bybit", 2_000_000) == ["exchanges"]  # the exchange window reaches $4M
 
 
 def test_rules_are_read(tmp_path: Path) -> None:

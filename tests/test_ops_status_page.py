@@ -22,6 +22,7 @@ from loguru import logger
 from bot.app.wiring import Runtime, build
 from bot.clock import SimClock
 from bot.config.policy import PolicyConfig
+from bot.config.rules import RuleConfig
 from bot.events import JournalKind, Liquidation
 from bot.ops.service import Ops
 from bot.sources.files import open_tape
@@ -82,6 +83,7 @@ def runtime(server: FakeTelegram, tmp_path: Path) -> Runtime:
     settings = base.model_copy(
         update={
             "policy": PolicyConfig.model_validate(POLICY),
+            "rules": (RuleConfig(),),  # $1M over every venue: the crash escalates from its start
             "http": base.http.model_copy(update={"listen": "127.0.0.1:0"}),
         }
     )

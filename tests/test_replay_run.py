@@ -5,6 +5,7 @@ anomalies, the policy's actions and their fills; a restart mid-replay repeats no
 from __future__ import annotations
 
 import asyncio
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from bot.app.runner import run_replay
 from bot.app.wiring import Runtime, build
 from bot.cli import app
 from bot.clock import SimClock
+from bot.config import load_settings
+from bot.config.journal import JournalConfig
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.engine import ids
@@ -28,6 +31,7 @@ from bot.sources.replay import merge
 TAPE = Path(str(files("bot").joinpath("data", "binance-btcusdt_2024-12-04_06.csv")))
 PRICES_CSV = Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv")))
 PRICES = read_prices(PRICES_CSV)
+DEMO = Path(str(files("bot").joinpath("data", "demo.yaml")))  # `liqguard run`'s book and policy
 
 
 class Quiet:
@@ -42,7 +46,7 @@ class Quiet:
 
 def _runtime(journal: Path | str, settings: Settings | None = None) -> Runtime:
     return build(
-        settings or Settings(),
+        settings or load_settings(DEMO),
         Secrets(_env_file=None),  # type: ignore[call-arg]
         mode="replay",
         identity="bundled-crash",
@@ -157,7 +161,8 @@ _STRAIGHT: dict[str, Any] = {}
 async def test_restart_mid_replay_repeats_no_action(
     tmp_path: Path, crash: bool, journal_url: str
 ) -> None:
-    settings = Settings.model_validate({"journal": {"checkpoint_every_events": 97}})
+    demo = load_settings(DEMO)
+    settings = demo.model_copy(update={"journal": JournalConfig(checkpoint_every_events=97)})
     if not _STRAIGHT:  # one uninterrupted run, shared by both cases
         straight = _runtime(tmp_path / "straight.sqlite", settings)
         await _run(straight)
@@ -203,6 +208,9 @@ def test_liqguard_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(app, ["run", "--speed", "max", "--journal", str(journal)])
     assert result.exit_code == 0, result.output
     assert "Run summary" in result.output and "untouched" in result.output
+    assert "bot/data/demo.yaml" in result.output  # the demo's own book and policy, said so
+    for strategy in ("stop_loss", "reduce_exposure", "hedge", "halt", "unhedge"):
+        assert re.search(rf"{strategy} +│ executed", result.output), strategy
     listing = CliRunner().invoke(app, ["journal", "--journal", str(journal), "-n", "5"])
     assert listing.exit_code == 0 and "journal" in listing.output
     bad = tmp_path / "bad.yaml"
@@ -212,11 +220,10 @@ def test_liqguard_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_init_writes_a_loadable_config(tmp_path: Path) -> None:
-    from bot.config import load_settings
-
     path = tmp_path / "liqguard.yaml"
     assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 0
-    assert load_settings(path).policy == Settings().policy
+    written = load_settings(path)
+    assert (written.rules, written.policy) == (Settings().rules, Settings().policy)
     assert CliRunner().invoke(app, ["init", str(path)]).exit_code == 2  # no overwrite
 
 

@@ -81,6 +81,8 @@ def test_planted_secrets_reach_no_file_the_run_writes(tmp_path: Path, webhook: s
     log.parent.mkdir()
     (run_dir / "liqguard.yaml").write_text(
         f"""
+rules:
+  - name: all              # $1M over every venue: the bundled crash fires from its first hours
 webhooks:
   - url: http://hooks:{BASIC_PASSWORD}@{webhook}/services/{URL_TOKEN}
     retries: 0
@@ -93,7 +95,8 @@ logging:
 """
     )
     journal = run_dir / "journal" / "j.sqlite"
-    args, env = replay_args(BUNDLED_TAPE, BUNDLED_PRICES, journal), clean_env(**ENV_SECRETS)
+    args = replay_args(BUNDLED_TAPE, BUNDLED_PRICES, journal, config=None)  # ./liqguard.yaml
+    env = clean_env(**ENV_SECRETS)
     # killed mid-run first: the WAL is still there (a clean exit folds it into the file)
     killed = run_until(args, run_dir, lambda s: s.rows >= 20, env)
     assert killed.code == -9

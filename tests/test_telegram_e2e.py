@@ -29,6 +29,8 @@ telegram:
   poll_timeout_s: 0.5
   coalesce_s: 0.2
   chart: {{enabled: false}}
+rules:
+  - name: all              # $1M over every venue: the crash escalates from its first hours
 policy:
   levels:
     1:

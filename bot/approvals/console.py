@@ -31,9 +31,14 @@ async def stdin_lines() -> AsyncIterator[str]:
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     def reader() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+        try:
+            # no stdin at all (fd 0 closed: sys.stdin is None) reads as an empty one
+            for line in sys.stdin or ():
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):  # a terminal gone, or stdin closed under the reader
+            pass
+        finally:  # nobody will type: the deadlines apply each request's on_timeout
+            loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=reader, name="console-approvals", daemon=True).start()
     while (line := await queue.get()) is not None:

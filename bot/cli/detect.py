@@ -59,7 +59,7 @@ def _flag_of(loc: tuple[int | str, ...]) -> str:
 
 
 def build_rules(config: Path | None, flags: dict[str, Any]) -> tuple[RuleConfig, ...]:
-    """The rules of the config file (or the one default rule), with the flags applied to each."""
+    """The rules of the config file (or the one all-venue rule), with the flags applied to each."""
     if config is None:  # Settings.rules' default, without loading every settings model
         rules: tuple[RuleConfig, ...] = (RuleConfig(),)
     else:

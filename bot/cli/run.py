@@ -34,16 +34,20 @@ from bot.journal import JournalError, SqlJournal, default_journal_url
 
 BUNDLED_TAPE = "binance-btcusdt_2024-12-04_06.csv"
 BUNDLED_PRICES = "BTCUSDT-5m_2024-12-04_06.csv"
+BUNDLED_CONFIG = "demo.yaml"  # the demo's book and policy (docs/modes.md, "The demo")
 
 err = Console(stderr=True, soft_wrap=True)  # a sentence stays one line (logs, grep)
 out = Console()
 
 
-def _settings(config: Path | None) -> tuple[Settings, str]:
+def _settings(config: Path | None, demo: bool = False) -> tuple[Settings, str]:
     path = config
     if path is None and Path("liqguard.yaml").is_file():
         path = Path("liqguard.yaml")
         err.print("[dim]using ./liqguard.yaml[/]")
+    elif path is None and demo:  # `liqguard run` alone: the demo, not the general defaults
+        path = _bundled(BUNDLED_CONFIG)
+        err.print("[dim]the demo's book and policy: bot/data/demo.yaml (docs/modes.md)[/]")
     try:
         return load_settings(path), str(path or "defaults")
     except ConfigError as exc:
@@ -112,7 +116,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the bot: paper mode on the bundled crash replay unless told otherwise."""
-    settings, origin = _settings(config)
+    settings, origin = _settings(config, demo=not (source or live or standby))
     settings = _listening(settings, http, metrics)
     display = TerminalDisplay()
     with _refusals():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.config.venues import STREAM_VENUES
 from bot.events import Side
 
 MAX_SPAN_S = 366 * 86400.0  # a year: longer windows are typos
@@ -63,3 +64,20 @@ class RuleConfig(BaseModel):
     @property
     def escalation_window_ms(self) -> int:
         return round(self.escalation_window_s * 1000)
+
+
+# The venues of on-chain lending sources (bot/config/chains.py): Aave pools (aave-v2, aave-v3)
+# and Compound v3 Comets (compound-v3-<name>); a custom AaveMarket.venue must be added here.
+DEFI_VENUES = ("aave", "compound")
+# From `liqguard calibrate` on the bundled Binance captures at 150 alerts per month
+# (docs/calibrating.md, "The default rules"): a floor-only stream, a few hours: recalibrate.
+EXCHANGE_THRESHOLD_USD = 4_000_000.0
+
+
+def default_rules() -> tuple[RuleConfig, ...]:
+    """The default config's rules: exchange streams and on-chain lending at their own scale."""
+    return (
+        RuleConfig(name="exchanges", venues=STREAM_VENUES, threshold_usd=EXCHANGE_THRESHOLD_USD),
+        # Santiment's Liquidations anomaly: $1M in 1 h of on-chain lending liquidations
+        RuleConfig(name="defi", venues=DEFI_VENUES, threshold_usd=1_000_000.0),
+    )

@@ -16,7 +16,7 @@ from bot.config.paging import PagingConfig
 from bot.config.paper import PaperConfig
 from bot.config.policy import PolicyConfig
 from bot.config.risk import RiskLimits
-from bot.config.rules import RuleConfig
+from bot.config.rules import RuleConfig, default_rules
 from bot.config.telegram import TelegramConfig, WebhookConfig
 from bot.config.venues import ExchangesConfig
 
@@ -36,7 +36,7 @@ class Settings(BaseModel):
     mode: Literal["paper", "live"] = Field(
         default="paper", description="paper (default) or live; live also needs --live"
     )
-    rules: tuple[RuleConfig, ...] = Field(default=(RuleConfig(),), min_length=1)
+    rules: tuple[RuleConfig, ...] = Field(default_factory=default_rules, min_length=1)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     risk: RiskLimits = Field(default_factory=RiskLimits)
     paper: PaperConfig = Field(default_factory=PaperConfig)

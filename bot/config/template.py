@@ -8,13 +8,22 @@ TEMPLATE = """\
 
 mode: paper            # paper (default) | live — live ALSO needs `liqguard run --live`
 
-# Detector rules (see "Detecting anomalies" in the README).
+# Detector rules (see "Detecting anomalies" in the README). Exchange streams and on-chain
+# lending run at different scales, so each has its own rule. Recalibrate on your own history:
+# `liqguard calibrate TAPE... --config liqguard.yaml` (docs/calibrating.md).
 rules:
-  - name: all
+  - name: exchanges            # every exchange stream; `binance` counts binance-usdm/-coinm
+    venues: [binance, bybit, okx, deribit, gate, dydx, bitget, htx, hyperliquid]
     window_s: 3600             # rolling window W
-    threshold_usd: 1000000     # base threshold T0
+    threshold_usd: 4000000     # base threshold T0, from calibrate on the bundled Binance tapes
     factor: 2                  # level k fires at T0 * factor^(k-1)
     escalation_window_s: 7200  # no anomaly for this long: level back to 0 (calm)
+  - name: defi                 # on-chain lending (chains:): Aave pools, Compound v3 Comets
+    venues: [aave, compound]
+    window_s: 3600
+    threshold_usd: 1000000     # Santiment's Liquidations anomaly: $1M in an hour
+    factor: 2
+    escalation_window_s: 7200
 
 # What to do at each escalation level. A level runs the actions of the highest configured
 # level <= it (level 5 runs level 4's). approval: auto | confirm | notify.
