@@ -48,7 +48,7 @@ GroupBy = Literal["rule", "venue", "symbol", "source"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 DEFAULT_ALERTS_PER_MONTH = 4.0  # about one a week: a budget a desk reads every message of
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
-STREAMED = tuple(get_args(VenueName))  # exchange streams: a silent hour is the feed, not calm
+STREAMED = (*get_args(VenueName), "bitmex")  # exchange streams (BitMEX via Tardis): silent = feed
 
 
 @dataclass(frozen=True)
