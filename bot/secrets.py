@@ -30,6 +30,7 @@ class Secrets(BaseSettings):
     webhook_secret: SecretStr | None = None
     eth_rpc_http: SecretStr | None = None  # provider URLs often embed an API key
     eth_rpc_ws: SecretStr | None = None
+    tardis_api_key: SecretStr | None = None  # `fetch tardis`: days other than the 1st of a month
 
     def all_secret_values(self) -> list[str]:
         values = []
