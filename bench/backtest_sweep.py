@@ -3,7 +3,10 @@
 16 settings (rules[0].threshold_usd x policy.levels.2[0].params.fraction x paper.slippage_bps)
 over the bundled episodes: first every run in this one process (jobs=1), then the pool with
 one worker per core. Prints both, the speed-up, and the pool's time against the ideal
-(sequential / cores); the goal is within 1.5x of the ideal.
+(sequential / cores); the goal is within 1.5x of the ideal. Beside the wall times it prints
+the CPU seconds both ways (this process, then the pool's workers) and the load average: on a
+machine other programs keep busy the wall ratio measures them, while the CPU ratio (pool CPU /
+sequential CPU, ideally 1.0) is what the pool itself costs.
 
     .venv/bin/python bench/backtest_sweep.py
     .venv/bin/python bench/backtest_sweep.py --jobs 4
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 
 from bot.app.backtest import Options, bundled_episodes, parse_sweep, run_backtest, settings_grid
@@ -33,12 +37,16 @@ def main() -> None:
     grid = settings_grid(Settings(), [parse_sweep(s) for s in SWEEPS])
     runs = len(grid) * len(episodes)
     print(f"{len(grid)} settings x {len(episodes)} episodes = {runs} runs; {args.jobs} core(s)")
-    t0 = time.perf_counter()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} core(s)")
+    t0, c0 = time.perf_counter(), time.process_time()
     seq = run_backtest(episodes, grid, Options(), jobs=1)
-    seq_s = time.perf_counter() - t0
+    seq_s, seq_cpu = time.perf_counter() - t0, time.process_time() - c0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     pool = run_backtest(episodes, grid, Options(), jobs=args.jobs)
     pool_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pool_cpu = (after.ru_utime + after.ru_stime) - (kids.ru_utime + kids.ru_stime)
     same = [(a.pnl_usd, a.fills, a.anomalies) == (b.pnl_usd, b.fills, b.anomalies)
             for a, b in zip(seq, pool, strict=True)]  # fmt: skip
     ideal = seq_s / args.jobs
@@ -47,6 +55,11 @@ def main() -> None:
     ratio = pool_s / ideal
     print(f"speed-up x{seq_s / pool_s:.2f}; pool / ideal (sequential / cores) = {ratio:.2f}")
     print("goal: pool / ideal <= 1.5")
+    print(
+        f"CPU: sequential {seq_cpu:.2f} s, pool workers {pool_cpu:.2f} s "
+        f"(pool / sequential = {pool_cpu / seq_cpu:.2f}; 1.0 = no parallel overhead)"
+    )
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
     print(f"same figures both ways: {all(same)}")
 
 

@@ -32,6 +32,7 @@ class Secrets(BaseSettings):
     eth_rpc_ws: SecretStr | None = None
     # not a secret (an address is public on-chain): kept out of the config file on purpose
     hyperliquid_accounts: str | None = None
+    tardis_api_key: SecretStr | None = None  # `fetch tardis`: days other than the 1st of a month
 
     def all_secret_values(self) -> list[str]:
         values = []

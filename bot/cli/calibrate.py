@@ -251,7 +251,8 @@ def calibrate(
     ] = None,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart")] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="unified, binance-csv or jsonl (default: detect)")
+        str | None,
+        typer.Option("--format", help="unified, binance-csv, jsonl or tardis (default: detect)"),
     ] = None,
 ) -> None:
     """Choose base thresholds from history: alerts per month for each candidate, a preview."""

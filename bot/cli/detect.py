@@ -210,7 +210,8 @@ def detect(
         bool, typer.Option("--json", help="JSON lines on stdout, nothing else there")
     ] = False,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="unified, binance-csv or jsonl (default: detect)")
+        str | None,
+        typer.Option("--format", help="unified, binance-csv, jsonl or tardis (default: detect)"),
     ] = None,
 ) -> None:
     """Find liquidation anomalies in recorded tapes (docs: detector.md semantics)."""

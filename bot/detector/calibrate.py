@@ -11,6 +11,7 @@ own, so the counts here are exactly what `detect` would emit with that base thre
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,54 +76,58 @@ def calm_index(win: RuleWindow, escalation_ms: int) -> NDArray[np.intp]:
 
 
 def escalation_counts(
-    win: RuleWindow, th: Thresholds, calm_at: NDArray[np.intp]
+    win: RuleWindow, th: Thresholds, calm_at: NDArray[np.intp] | memoryview
 ) -> tuple[dict[int, int], int]:
     """(anomalies per level, calms) that `escalate` emits, without building its Steps.
 
     The same walk (detector.md steps 3-4) with the level of each event's window sum taken once
-    (lvl[i] = the largest k with T0 f^(k-1) <= S_i, by exact cents); at level L the next anomaly
-    is the first event after the last one with lvl > L, found by bisection in the sorted
-    indexes of the events at each level, unless the calm index comes first.
+    (lvl[i] = the largest k with T0 f^(k-1) <= S_i, by exact cents, only where S_i >= T0); at
+    level L the next anomaly is the first event after the last one with lvl > L, found by
+    bisection in the sorted indexes of the events at each level, unless the calm index comes
+    first.
     """
     window = win.window  # int64 cents (sweep takes the detector's walk for wider sums)
     n = len(window)
-    peak = int(window.max())
+    peak = int(win.peak[0])
     bounds = [th.of_level(1)]
     while bounds[-1] <= peak:
         bounds.append(th.of_level(len(bounds) + 1))
-    lvl = np.searchsorted(np.array(bounds, dtype=np.int64), window, side="right")
     top = len(bounds) - 1  # no event reaches a level above this
     if top == 0:
         return {}, 0
-    cross = np.flatnonzero(lvl >= 1)
-    cross_lvl = lvl[cross]
-    at_least = [cross] + [cross[cross_lvl >= k] for k in range(1, top + 1)]
+    cross = np.flatnonzero(window >= bounds[0])  # the only pass over every event
+    cross_lvl = np.searchsorted(np.array(bounds, dtype=np.int64), window[cross], side="right")
+    # at_least[k], level_of[k]: the events with lvl >= k and their levels, as memoryviews:
+    # bisect and item access on them give Python ints with no copy, several times cheaper per
+    # step than a numpy call (the walk takes one step per anomaly or calm).
+    at_least: list[memoryview] = [cross.data, cross.data]
+    level_of: list[memoryview] = [cross_lvl.data, cross_lvl.data]
+    for k in range(2, top + 1):
+        keep = cross_lvl >= k
+        at_least.append(np.ascontiguousarray(cross[keep]).data)
+        level_of.append(np.ascontiguousarray(cross_lvl[keep]).data)
     sizes = [len(a) for a in at_least]
-    calm_list = calm_at
+    calm_list = calm_at if isinstance(calm_at, memoryview) else calm_at.data
     counts = [0] * (top + 2)
     calms = 0
     pos = 0
     starts = at_least[1]
     while True:
-        j = int(starts.searchsorted(pos))
+        j = bisect_left(starts, pos)
         if j == sizes[1]:
             break
-        h = int(starts[j])
-        level = int(lvl[h])
+        h = starts[j]
+        level = level_of[1][j]
         counts[level] += 1
         while True:
-            c = int(calm_list[h])
-            if level >= top:
-                r = n
-            else:
+            c = calm_list[h]
+            if level < top:
                 higher = at_least[level + 1]
-                q = int(higher.searchsorted(h + 1))
-                r = int(higher[q]) if q < sizes[level + 1] else n
-            if r < c:
-                level = int(lvl[r])
-                counts[level] += 1
-                h = r
-                continue
+                q = bisect_right(higher, h)
+                if q < sizes[level + 1] and higher[q] < c:
+                    h, level = higher[q], level_of[level + 1][q]
+                    counts[level] += 1
+                    continue
             if c >= n:
                 return _levels(counts), calms
             calms += 1
@@ -143,7 +148,7 @@ def sweep(
     observed_hours: float,
 ) -> list[Candidate]:
     """Each candidate base threshold escalated over the same window sums."""
-    calm_at = calm_index(win, escalation_ms)
+    calm_at = np.ascontiguousarray(calm_index(win, escalation_ms)).data  # once for all
     out = []
     for t in thresholds_usd:
         th = Thresholds(t, factor)

@@ -26,6 +26,7 @@ from bot.sources.formats import (
     sniff_format,
     split_csv,
 )
+from bot.sources.tardis import TardisRows
 from bot.sources.validate import MalformedMessage, TapeError
 from bot.sources.venues import ContractSize
 
@@ -102,6 +103,7 @@ class RecordedTape:
     def _events(self, reader: BinaryIO, raw: BinaryIO) -> Iterator[Liquidation]:
         stats = self.stats
         unified: UnifiedRows | None = UnifiedRows() if self.format == "unified" else None
+        tardis = TardisRows() if self.format == "tardis" else None
         seen_data = False
         for number, blob in enumerate(reader, start=1):
             stats.lines = number
@@ -127,6 +129,11 @@ class RecordedTape:
             try:
                 if unified is not None:
                     events = [unified.parse(line)]
+                elif tardis is not None:
+                    if line.startswith("exchange,"):  # day files joined with cat/zcat
+                        stats.skipped += 1
+                        continue
+                    events = [tardis.parse(line)]
                 elif self.format == "binance-csv":
                     events = [binance_csv_row(line)]
                 else:
@@ -182,7 +189,7 @@ def _sniff_text(path: Path, blob: bytes) -> str:
 def open_tape(
     path: str | Path, fmt: str | None = None, contract_size: ContractSize | None = None
 ) -> RecordedTape:
-    """A recorded tape; `fmt` (unified, binance-csv, jsonl) or detected from the first line."""
+    """A recorded tape; `fmt` (one of FORMATS) or detected from the first line."""
     p = Path(path)
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -194,7 +201,13 @@ def open_tape(
         if fmt is None:
             raise TapeError(
                 f"{p} is not a liquidation tape: its first line is neither a unified CSV "
-                "header (ts_ms,...,notional_usd), a Binance liquidation CSV row nor a JSON "
-                "websocket message."
+                "header (ts_ms,...,notional_usd), a Binance liquidation CSV row, a Tardis.dev "
+                "liquidations header nor a JSON websocket message."
             )
+    if fmt == "tardis" and "_trades_" in p.name:
+        # Tardis's trades CSV has the very same header: only its file name tells them apart.
+        raise TapeError(
+            f"{p} is a Tardis.dev trades file (same columns as liquidations); download the "
+            "`liquidations` data type instead (liqguard fetch tardis)."
+        )
     return RecordedTape(p, fmt, contract_size)

@@ -4,6 +4,7 @@ Contents: FORMATS, sniff_format, UnifiedRows, binance_csv_row, jsonl_line.
 - unified: `ts_ms,venue,symbol,side,price,quantity,notional_usd` (header optional)
 - binance-csv: the collectors' Binance liquidation CSV (header optional), venue binance-usdm
 - jsonl: raw websocket messages, one JSON object per line, any of the three venues
+- tardis: Tardis.dev's normalized `liquidations` CSV (header required; bot.sources.tardis)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from bot.events import Liquidation, Side
+from bot.sources.tardis import TARDIS_COLUMNS
 from bot.sources.validate import (
     MAX_TS_MS,
     MIN_TS_MS,
@@ -24,7 +26,7 @@ from bot.sources.validate import (
 )
 from bot.sources.venues import ContractSize, parse_binance_force_order, parse_raw_message
 
-FORMATS = ("unified", "binance-csv", "jsonl")
+FORMATS = ("unified", "binance-csv", "jsonl", "tardis")
 
 UNIFIED_COLUMNS = ("ts_ms", "venue", "symbol", "side", "price", "quantity", "notional_usd")
 BINANCE_CSV_COLUMNS = (
@@ -59,6 +61,8 @@ def sniff_format(first_line: str) -> str | None:
     fields = [f.strip().lower() for f in split_csv(text)]
     if {"ts_ms", "notional_usd"} <= set(fields):
         return "unified"
+    if tuple(fields) == TARDIS_COLUMNS:
+        return "tardis"
     if fields[:2] == ["symbol", "side"] and "order_trade_time" in fields:
         return "binance-csv"
     if len(fields) == len(BINANCE_CSV_COLUMNS) and fields[1] in ("buy", "sell"):
@@ -82,6 +86,8 @@ def is_header(fmt: str, line: str) -> bool:
         return "ts_ms" in fields
     if fmt == "binance-csv":
         return fields[:1] == ["symbol"]
+    if fmt == "tardis":
+        return fields[:1] == ["exchange"]
     return False
 
 
