@@ -72,6 +72,13 @@ class Metrics:
             "liqguard_rejected_rows", "input rows rejected (bad values, unknown fields)",
             ["source"], registry=r,
         )  # fmt: skip
+        self.deleveraged = Counter(
+            "liqguard_deleveraged", "dYdX DELEVERAGED trades seen (not liquidations, not acted on)",
+            ["venue"], registry=r,
+        )  # fmt: skip
+        self.deleveraged_usd = Counter(
+            "liqguard_deleveraged_usd", "notional of DELEVERAGED trades seen", ["venue"], registry=r
+        )
         self.window = Gauge(
             "liqguard_rule_window_usd", "a rule's rolling window sum", ["rule"], registry=r
         )
@@ -200,6 +207,9 @@ class Metrics:
             self.approvals_decided.labels(state).inc()
         elif kind == JournalKind.ONCHAIN_REJECTED:
             self.rejected.labels("onchain").inc()
+        elif kind == JournalKind.LIQUIDATION_DELEVERAGED and p.get("counted", True):
+            self.deleveraged.labels(str(p.get("venue"))).inc()
+            self.deleveraged_usd.labels(str(p.get("venue"))).inc(float(p.get("notional_usd") or 0))
 
     # -- a scrape -------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -283,8 +283,8 @@ class FeedBook:
                 f"{liq.venue} {liq.symbol} DELEVERAGED ${liq.notional_usd:,.0f}: a profitable "
                 "position closed against a bankrupt one, not a liquidation; not acted on"
             )
-            age_ms = (liq.received_ms - liq.ts_ms) if liq.received_ms is not None else 0
-            if age_ms > self.max_event_age_ms:  # the subscribe snapshot's old trades
+            if not self.counts_deleveraged(liq):  # the subscribe snapshot's old trades
+                age_ms = (liq.received_ms or 0) - liq.ts_ms
                 return "deleveraged", f"{why} ({age_ms:,} ms old: not counted)"
             for feed in (self.feeds[n] for n in self.feeds_of(liq.venue)):
                 feed.deleveraged += 1
@@ -307,6 +307,11 @@ class FeedBook:
             limit = f"future tolerance {self.future_tolerance_ms / 1000:g}s"
             return "future", f"{liq.venue} liquidation stamped {-skew_ms:,} ms ahead ({limit})"
         return None
+
+    def counts_deleveraged(self, liq: Liquidation) -> bool:
+        """A DELEVERAGED trade is counted unless it is older than `max_event_age_s`."""
+        age_ms = (liq.received_ms - liq.ts_ms) if liq.received_ms is not None else 0
+        return age_ms <= self.max_event_age_ms
 
     def skew_alerts(self, now_ms: int) -> list[FeedStatus]:
         """A feed whose recent liquidations are ALL skewed beyond `skew_alert_s`, once."""
