@@ -1,5 +1,6 @@
 """The venues beyond Binance/Bybit/OKX, part 3: dYdX DELEVERAGED trades in the run summary and
-the metrics."""
+the metrics; a Hyperliquid refusal of the fund's accounts subscription (over ccxt) stops the
+feed blind."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from bot.sim.localexchange.fakes import (
     dydx_trade,
     dydx_trades_message,
 )
+from bot.sim.localexchange.hyperliquid import LocalHyperliquid
+from bot.sources.refusals import refusal
 from tests.test_live_venues2 import (
+    FUND,
+    FUND2,
     WAIT_S,
     local,
     now_ms,
@@ -67,3 +72,42 @@ async def test_dydx_deleveraged_trades_reach_the_run_summary_and_the_metrics_apa
     assert 'liqguard_deleveraged_total{venue="dydx"} 1.0' in text
     assert 'liqguard_deleveraged_usd_total{venue="dydx"} 19002.0' in text
     assert text.count("liqguard_deleveraged_total{") == 1
+
+
+# -- Hyperliquid: a refused accounts subscription is blind, not reconnecting --------------------
+async def test_hyperliquid_refused_accounts_subscription_is_blind_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    server = LocalHyperliquid(max_users=1)  # the venue's limit is 10 users; 1 here
+    async with serve(server.app) as port:
+        endpoints = {
+            "rest": f"http://127.0.0.1:{port}",
+            "ws": f"ws://127.0.0.1:{port}/ws",
+            "allow_insecure": True,
+        }
+        settings = venue_settings(
+            {"hyperliquid": {"accounts": [FUND, FUND2], "endpoints": endpoints}}
+        )
+        async with running(tmp_path, settings, ["hyperliquid"]) as run:
+            await until(lambda: run.feed("hyperliquid-accounts").get("state") == "blind")
+            await run.orch.notifier.flush()
+            feed = run.feed("hyperliquid-accounts")
+            rows = [r for r in run.rows("feed") if r["venue"] == "hyperliquid-accounts"]
+            told = [s for s in run.told.feeds() if s.state != "live"]
+            refusals = server.refusals
+    reason = "Hyperliquid refused the subscription: Cannot track more than 1 total users."
+    assert reason in feed["detail"] and reason in rows[-1]["detail"]
+    assert "reconnecting" not in [r["state"] for r in rows]  # a refusal is not retried
+    assert len(told) == 1 and reason in told[0].detail  # one alert, the venue's words
+    assert refusals == 1  # refused once: not re-sent in a loop
+
+
+def test_hyperliquid_refusals_are_its_error_channel_but_not_a_duplicate_or_a_rate_limit() -> None:
+    def error(text: str) -> dict[str, str]:
+        return {"channel": "error", "data": text}
+
+    said = refusal("hyperliquid", error("Cannot track more than 10 total users."))
+    assert said == "Hyperliquid refused the subscription: Cannot track more than 10 total users."
+    assert refusal("hyperliquid", error('Already subscribed: {"type":"userFills"}')) is None
+    assert refusal("hyperliquid", error("Cannot send more than 2000 messages per minute.")) is None
+    assert refusal("hyperliquid", {"channel": "subscriptionResponse", "data": {}}) is None

@@ -32,6 +32,7 @@ from bot.config.venues import VenueConfig
 from bot.events import Event, FeedStatus, Liquidation, PriceTick
 from bot.sources.feeds import FeedHealth
 from bot.sources.recording import RawRecorder
+from bot.sources.refusals import SubscriptionRefused, refusal
 from bot.sources.venues import MalformedMessage, parse_raw_message
 
 Emit = Callable[[Event], None]
@@ -95,6 +96,7 @@ class VenueStream:
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
         self._told_rejections: set[str] = set()
+        self._refused = ""  # the venue's refusal of a subscription (Hyperliquid, over ccxt)
         self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
         if exchange is not None:  # None: a venue read without ccxt (bot.sources.wsclient)
@@ -108,6 +110,9 @@ class VenueStream:
         self._session_frames += 1
         if not isinstance(message, dict | list):
             self._heard("heartbeat")  # OKX "pong" and the like
+            return
+        if self.venue == "hyperliquid" and (reason := refusal(self.venue, message)):
+            self._refused = reason  # ccxt fails the watch with it next: blind, not a retry
             return
         if isinstance(message, dict) and message.get("e") == "markPriceUpdate":
             self._mark_price(message)
@@ -200,6 +205,7 @@ class VenueStream:
         symbols = self._symbols()
         self._sessions += 1
         self._session_frames = 0
+        self._refused = ""
         watches: list[Callable[[], Any]] = []
         if self.venue == "binance":
             watches = [partial(ex.watch_liquidations_for_symbols, symbols)]
@@ -232,10 +238,14 @@ class VenueStream:
         # not live yet: a subscription sent says nothing; the first frame will
         await asyncio.gather(*(self._keep_watching(w) for w in watches))
 
-    @staticmethod
-    async def _keep_watching(watch: Callable[[], Any]) -> None:
+    async def _keep_watching(self, watch: Callable[[], Any]) -> None:
         while True:  # the data arrives through on_raw; this keeps the subscription alive
-            await watch()
+            try:
+                await watch()
+            except Exception as exc:
+                if self._refused:  # the venue said no to the subscription: say why, stop
+                    raise SubscriptionRefused(self._refused) from exc
+                raise
 
     async def run(self) -> None:
         """Connect, subscribe, and reconnect with backoff + jitter whenever the socket fails."""
