@@ -1,6 +1,6 @@
 """The venues beyond Binance/Bybit/OKX, part 3: dYdX DELEVERAGED trades in the run summary and
-the metrics; a Hyperliquid refusal of the fund's accounts subscription (over ccxt) stops the
-feed blind."""
+the metrics; rejected rows carried on the feed status to the status view and the metrics;
+a Hyperliquid refusal of the fund's accounts subscription (over ccxt) stops the feed blind."""
 
 from __future__ import annotations
 
@@ -11,17 +11,23 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bot.app.telegram_control import feed_text
 from bot.cli.view import summary_view
+from bot.config.rules import RuleConfig
 from bot.engine.summary import summarize
+from bot.events import FeedStatus
 from bot.ops.journal_tail import JournalTail
 from bot.ops.metrics import Metrics
 from bot.sim.localexchange import serve
 from bot.sim.localexchange.fakes import (
     LocalDydxIndexer,
+    LocalGateFutures,
     dydx_trade,
     dydx_trades_message,
+    gate_liquidates_message,
 )
 from bot.sim.localexchange.hyperliquid import LocalHyperliquid
+from bot.sources.feeds import FeedBook
 from bot.sources.refusals import refusal
 from tests.test_live_venues2 import (
     FUND,
@@ -72,6 +78,48 @@ async def test_dydx_deleveraged_trades_reach_the_run_summary_and_the_metrics_apa
     assert 'liqguard_deleveraged_total{venue="dydx"} 1.0' in text
     assert 'liqguard_deleveraged_usd_total{venue="dydx"} 19002.0' in text
     assert text.count("liqguard_deleveraged_total{") == 1
+
+
+# -- rejected rows: on the feed status, in the status view and the metrics ----------------------
+async def test_gate_rejected_rows_reach_the_status_view_and_the_metrics_per_feed(
+    tmp_path: Path,
+) -> None:
+    server = LocalGateFutures()  # lists BTC_USDT and ETH_USDT: NOPE_USDT has no known size
+    async with serve(server.app) as port:
+        gate = local(f"ws://127.0.0.1:{port}/v4/ws/usdt")
+        gate["endpoints"]["rest"] = f"http://127.0.0.1:{port}"
+        settings = venue_settings({"gate": gate})
+        async with running(tmp_path, settings, ["gate"]) as run:
+            await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
+            now = now_ms()
+            await server.play([gate_liquidates_message([("BTC_USDT", 10, "95000", now)])])
+            await until(lambda: run.feed("gate").get("state") == "live")
+            await server.play([gate_liquidates_message([("NOPE_USDT", -5, "1.5", now + 1)])])
+            await until(lambda: run.feed("gate").get("rejected") == 1)  # while it stays live
+            await run.orch.notifier.flush()
+            feed = run.feed("gate")
+            rows = [r for r in run.rows("feed") if r["venue"] == "gate"]
+            told = [s for s in run.told.feeds() if s.venue == "gate"]
+            text = scrape(run.orch, run.rt.journal)
+    assert "NOPE_USDT: contract size unknown" in feed["last_rejected"]
+    assert "1 rows rejected (last: " in feed_text(feed)  # the status view and Telegram /status
+    assert rows[-1]["rejected"] == 1  # journaled on the feed status
+    assert [s.state for s in told] == ["live"]  # a new count is no state change: nobody told
+    assert 'liqguard_rejected_rows_total{source="gate"} 1.0' in text
+
+
+def test_a_rejected_count_refresh_neither_alerts_nor_restarts_the_hold_and_is_never_lost() -> None:
+    book = FeedBook([RuleConfig(name="all")], flap_hold_s=30)
+    book.on_status(FeedStatus(0, "gate", "live"))
+    assert book.on_status(FeedStatus(1_000, "gate", "blind", rejected=2, last_rejected="x")) != []
+    assert book.on_status(FeedStatus(2_000, "gate", "live", rejected=2)) == []  # held first
+    assert book.on_status(FeedStatus(20_000, "gate", "live", rejected=3, last_rejected="y")) == []
+    assert [s.ts_ms for s in book.due(32_000)] == [32_000]  # 30 s from 2,000, not from 20,000
+    book.on_status(FeedStatus(40_000, "gate", "blind", detail="source stopped"))  # no count
+    assert (book.view(40_000)["gate"]["rejected"], book.view(40_000)["gate"]["last_rejected"]) == (
+        3,
+        "y",
+    )
 
 
 # -- Hyperliquid: a refused accounts subscription is blind, not reconnecting --------------------

@@ -8,7 +8,8 @@ source: "binance" covers binance-usdm and binance-coinm, a chain feed its lendin
 - ChainHealth: a chain feed's state from its problems and the age of the node's newest block
 - FeedBook: the last FeedStatus per feed, liquidation arrivals, the rules a dead feed freezes
   (their clocks do not advance: the detector never reports calm on a dead feed), debounced
-  alerts, stale/future liquidations refused and counted, persistent clock skews, the view
+  alerts, stale/future liquidations refused and counted, persistent clock skews, the rows
+  each feed's source rejected (from its statuses), the view
 - tick_rules: Detector.on_tick for the rules that are not frozen
 - MergedSources / merged_sources: THE merge: every LiveSource (venue streams, chains) as one
   stream, liquidations deduplicated by event id (reconnects and overlapping snapshots re-send),
@@ -175,6 +176,8 @@ class _Feed:
     future: int = 0  # liquidations stamped beyond the future tolerance
     deleveraged: int = 0  # dYdX DELEVERAGED trades: shown apart, never acted on
     deleveraged_usd: float = 0.0
+    rejected: int = 0  # rows the feed's source refused (its running count, from its statuses)
+    last_rejected: str = ""
     skews_ms: deque[int] = field(default_factory=lambda: deque(maxlen=SKEW_SAMPLES))
     skew_alerted: bool = False
 
@@ -217,10 +220,14 @@ class FeedBook:
         feed = self.feeds.get(status.venue)
         if feed is None:
             feed = self.feeds[status.venue] = _Feed(status)
+        was_live = feed.live_since_ms is not None
         feed.status = status
+        if status.rejected > feed.rejected:  # a blind report of the merge carries no count
+            feed.rejected, feed.last_rejected = status.rejected, status.last_rejected
         if status.state == "live":
-            if feed.live_since_ms is None:
-                feed.live_since_ms = status.ts_ms
+            if was_live:
+                return []  # a refresh (a new rejected count): nothing changed for people
+            feed.live_since_ms = status.ts_ms
             if feed.alerted == "down":
                 feed.back_since_ms = status.ts_ms  # told once it has held
                 return []
@@ -377,6 +384,8 @@ class FeedBook:
                 "future": feed.future,
                 "deleveraged": feed.deleveraged,
                 "deleveraged_usd": round(feed.deleveraged_usd, 2),
+                "rejected": feed.rejected,
+                "last_rejected": feed.last_rejected,
             }
         return out
 
