@@ -9,7 +9,8 @@ blind/live). The streams of several venues (and chains) are merged by bot.source
   bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
   okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
   hyperliquid: watch_my_liquidations_for_symbols per account of the fund (`userFills`),
-           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient)
+           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient);
+           a `channel: error` refusal of a subscription stops it blind with Hyperliquid's words
 """
 
 from __future__ import annotations
