@@ -69,7 +69,8 @@ class PriceTick:
 
 @dataclass(frozen=True, slots=True)
 class FeedStatus:
-    """A feed's health changed: `blind` (silent longer than allowed), or back `live`."""
+    """A feed's health changed: `blind` (silent longer than allowed), or back `live`; or the
+    same state again with a new count of rows the feed rejected."""
 
     ts_ms: int
     venue: str
@@ -79,6 +80,8 @@ class FeedStatus:
     clock_skew_ms: int | None = None
     detail: str = ""
     covers: tuple[str, ...] = ()  # liquidation venues this feed carries (empty: its own name)
+    rejected: int = 0  # rows of this feed refused so far (malformed, unknown, unsized)
+    last_rejected: str = ""  # the latest one's reason
 
 
 Event = Liquidation | PriceTick | FeedStatus  # what a source yields and the orchestrator handles

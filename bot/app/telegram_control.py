@@ -45,6 +45,8 @@ def feed_text(f: dict[str, Any]) -> str:
     if f.get("deleveraged"):  # dYdX DELEVERAGED trades: not liquidations, shown apart
         usd = float(f.get("deleveraged_usd") or 0)
         parts.append(f"{f['deleveraged']} deleveraged (${usd:,.0f}, not liquidations)")
+    if f.get("rejected"):  # rows the feed's source refused (malformed, unknown, unsized)
+        parts.append(f"{f['rejected']:,} rows rejected (last: {f.get('last_rejected') or '?'})")
     text = ", ".join(parts)
     return f"{text}: {f['detail']}" if f.get("state") != "live" and f.get("detail") else text
 

@@ -80,6 +80,14 @@ def summary_view(
     orders.add_row("orders refused by risk", str(summary.refused_orders))
     orders.add_row("failures", str(summary.failures))
     orders.add_row("paper liquidations", str(summary.paper_liquidations))
+    if summary.deleveraged:  # dYdX: closed against bankrupt positions, not liquidations
+        orders.add_row(
+            "deleveraged (not liquidations)",
+            ", ".join(
+                f"{venue} {n} ({usd(summary.deleveraged_usd[venue])})"
+                for venue, n in sorted(summary.deleveraged.items())
+            ),
+        )
     if summary.ladder:
         orders.add_row("ladder", ", ".join(summary.ladder))
     if summary.decisions_by:

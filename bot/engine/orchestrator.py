@@ -173,7 +173,10 @@ class Orchestrator:
         if refused is None:
             return False
         kind, reason = refused
-        self._log(JournalKind(f"liquidation_{kind}"), liq, reason=reason)
+        extra: dict[str, Any] = (
+            {"counted": self.feeds.counts_deleveraged(liq)} if kind == "deleveraged" else {}
+        )
+        self._log(JournalKind(f"liquidation_{kind}"), liq, reason=reason, **extra)
         return True
 
     async def run(self, events: AsyncIterator[Event]) -> None:

@@ -28,6 +28,7 @@ KINDS = (
     K.LADDER,
     K.OPTION_MARK,
     K.OPTION_SETTLEMENT,
+    K.LIQUIDATION_DELEVERAGED,
 )
 
 
@@ -53,6 +54,9 @@ class Summary:
     option_fees_usd: float = 0.0
     option_marks: int = 0
     option_held_usd: float = 0.0  # still held, at the last model mark
+    # dYdX DELEVERAGED trades by venue: not liquidations, never acted on, shown apart
+    deleveraged: Counter[str] = field(default_factory=Counter)
+    deleveraged_usd: dict[str, float] = field(default_factory=dict)
 
     @property
     def actions(self) -> int:
@@ -107,6 +111,12 @@ def summarize(journal: Journal, session: str) -> Summary:
             out.option_marks += 1
         elif kind == K.OPTION_SETTLEMENT:
             out.option_settled_usd += float(p["paid_usd"])
+        elif kind == K.LIQUIDATION_DELEVERAGED and p.get("counted", True):
+            venue = str(p["venue"])  # the subscribe snapshot's old trades are not counted
+            out.deleveraged[venue] += 1
+            out.deleveraged_usd[venue] = out.deleveraged_usd.get(venue, 0.0) + float(
+                p["notional_usd"]
+            )
     paper = journal.get_state(f"paper:{session}") or {}
     out.option_held_usd = sum(
         float(o["size"]) * float(o["mark_usd"]) for o in paper.get("options", [])

@@ -69,9 +69,17 @@ class Metrics:
             registry=r,
         )
         self.rejected = Counter(
-            "liqguard_rejected_rows", "input rows rejected (bad values, unknown fields)",
+            "liqguard_rejected_rows",
+            "input rows rejected (bad values, unknown fields): a tape, onchain, or a live feed",
             ["source"], registry=r,
         )  # fmt: skip
+        self.deleveraged = Counter(
+            "liqguard_deleveraged", "dYdX DELEVERAGED trades seen (not liquidations, not acted on)",
+            ["venue"], registry=r,
+        )  # fmt: skip
+        self.deleveraged_usd = Counter(
+            "liqguard_deleveraged_usd", "notional of DELEVERAGED trades seen", ["venue"], registry=r
+        )
         self.window = Gauge(
             "liqguard_rule_window_usd", "a rule's rolling window sum", ["rule"], registry=r
         )
@@ -148,6 +156,7 @@ class Metrics:
         self.pnl = Gauge("liqguard_paper_pnl_usd", "paper account PnL", registry=r)
         self._asked: set[str] = set()
         self._decided: set[str] = set()
+        self._feed_rejected: dict[str, int] = {}  # per live feed: the count already added
         tail.listeners.append(self.on_row)
         tail.commit_listeners.append(self.commit.observe)
 
@@ -200,6 +209,9 @@ class Metrics:
             self.approvals_decided.labels(state).inc()
         elif kind == JournalKind.ONCHAIN_REJECTED:
             self.rejected.labels("onchain").inc()
+        elif kind == JournalKind.LIQUIDATION_DELEVERAGED and p.get("counted", True):
+            self.deleveraged.labels(str(p.get("venue"))).inc()
+            self.deleveraged_usd.labels(str(p.get("venue"))).inc(float(p.get("notional_usd") or 0))
 
     # -- a scrape -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -223,6 +235,9 @@ class Metrics:
                     self.feed_refused.labels(venue, why).set(int(f[why] or 0))
             if f.get("clock_skew_ms") is not None:
                 self.feed_skew.labels(venue).set(f["clock_skew_ms"] / 1000)
+            rejected = int(f.get("rejected") or 0)  # the feed's running count: add what is new
+            self.on_rejected(venue, rejected - self._feed_rejected.get(venue, 0))
+            self._feed_rejected[venue] = max(rejected, self._feed_rejected.get(venue, 0))
         pending = getattr(self.approver, "pending", None)
         waiting = len(pending()) if callable(pending) else len(self._asked - self._decided)
         self.approvals_pending.set(waiting)

@@ -8,7 +8,8 @@ source: "binance" covers binance-usdm and binance-coinm, a chain feed its lendin
 - ChainHealth: a chain feed's state from its problems and the age of the node's newest block
 - FeedBook: the last FeedStatus per feed, liquidation arrivals, the rules a dead feed freezes
   (their clocks do not advance: the detector never reports calm on a dead feed), debounced
-  alerts, stale/future liquidations refused and counted, persistent clock skews, the view
+  alerts, stale/future liquidations refused and counted, persistent clock skews, the rows
+  each feed's source rejected (from its statuses), the view
 - tick_rules: Detector.on_tick for the rules that are not frozen
 - MergedSources / merged_sources: THE merge: every LiveSource (venue streams, chains) as one
   stream, liquidations deduplicated by event id (reconnects and overlapping snapshots re-send),
@@ -175,6 +176,8 @@ class _Feed:
     future: int = 0  # liquidations stamped beyond the future tolerance
     deleveraged: int = 0  # dYdX DELEVERAGED trades: shown apart, never acted on
     deleveraged_usd: float = 0.0
+    rejected: int = 0  # rows the feed's source refused (its running count, from its statuses)
+    last_rejected: str = ""
     skews_ms: deque[int] = field(default_factory=lambda: deque(maxlen=SKEW_SAMPLES))
     skew_alerted: bool = False
 
@@ -217,10 +220,14 @@ class FeedBook:
         feed = self.feeds.get(status.venue)
         if feed is None:
             feed = self.feeds[status.venue] = _Feed(status)
+        was_live = feed.live_since_ms is not None
         feed.status = status
+        if status.rejected > feed.rejected:  # a blind report of the merge carries no count
+            feed.rejected, feed.last_rejected = status.rejected, status.last_rejected
         if status.state == "live":
-            if feed.live_since_ms is None:
-                feed.live_since_ms = status.ts_ms
+            if was_live:
+                return []  # a refresh (a new rejected count): nothing changed for people
+            feed.live_since_ms = status.ts_ms
             if feed.alerted == "down":
                 feed.back_since_ms = status.ts_ms  # told once it has held
                 return []
@@ -283,8 +290,8 @@ class FeedBook:
                 f"{liq.venue} {liq.symbol} DELEVERAGED ${liq.notional_usd:,.0f}: a profitable "
                 "position closed against a bankrupt one, not a liquidation; not acted on"
             )
-            age_ms = (liq.received_ms - liq.ts_ms) if liq.received_ms is not None else 0
-            if age_ms > self.max_event_age_ms:  # the subscribe snapshot's old trades
+            if not self.counts_deleveraged(liq):  # the subscribe snapshot's old trades
+                age_ms = (liq.received_ms or 0) - liq.ts_ms
                 return "deleveraged", f"{why} ({age_ms:,} ms old: not counted)"
             for feed in (self.feeds[n] for n in self.feeds_of(liq.venue)):
                 feed.deleveraged += 1
@@ -307,6 +314,11 @@ class FeedBook:
             limit = f"future tolerance {self.future_tolerance_ms / 1000:g}s"
             return "future", f"{liq.venue} liquidation stamped {-skew_ms:,} ms ahead ({limit})"
         return None
+
+    def counts_deleveraged(self, liq: Liquidation) -> bool:
+        """A DELEVERAGED trade is counted unless it is older than `max_event_age_s`."""
+        age_ms = (liq.received_ms - liq.ts_ms) if liq.received_ms is not None else 0
+        return age_ms <= self.max_event_age_ms
 
     def skew_alerts(self, now_ms: int) -> list[FeedStatus]:
         """A feed whose recent liquidations are ALL skewed beyond `skew_alert_s`, once."""
@@ -372,6 +384,8 @@ class FeedBook:
                 "future": feed.future,
                 "deleveraged": feed.deleveraged,
                 "deleveraged_usd": round(feed.deleveraged_usd, 2),
+                "rejected": feed.rejected,
+                "last_rejected": feed.last_rejected,
             }
         return out
 

@@ -9,7 +9,8 @@ blind/live). The streams of several venues (and chains) are merged by bot.source
   bybit:   watch_liquidations(symbol) per symbol, all on one socket (`allLiquidation.<SYM>`)
   okx:     `liquidation-orders` for SWAP and FUTURES (two subscriptions, one socket)
   hyperliquid: watch_my_liquidations_for_symbols per account of the fund (`userFills`),
-           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient)
+           feed `hyperliquid-accounts` (the whole venue comes from a node: bot.sources.wsclient);
+           a `channel: error` refusal of a subscription stops it blind with Hyperliquid's words
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from bot.config.venues import VenueConfig
 from bot.events import Event, FeedStatus, Liquidation, PriceTick
 from bot.sources.feeds import FeedHealth
 from bot.sources.recording import RawRecorder
+from bot.sources.refusals import SubscriptionRefused, refusal
 from bot.sources.venues import MalformedMessage, parse_raw_message
 
+REJECTED_REPORT_S = 10.0  # a new rejected count, while the state holds, is reported this often
 Emit = Callable[[Event], None]
 NowMs = Callable[[], int]
 
@@ -95,6 +98,10 @@ class VenueStream:
         self._skews: deque[int] = deque(maxlen=100)
         self._sessions = 0
         self._told_rejections: set[str] = set()
+        self._rejected_told = 0  # the count the last FeedStatus carried
+        self._rejected_report_ms = -(10**15)  # when a new count was last reported
+        self._refused = ""  # the venue's refusal of a subscription (Hyperliquid, over ccxt)
+        self._detail = ""  # of the last status (a refresh of the rejected count keeps it)
         self._session_frames = 0  # frames since this session's socket was dialled
         self._tasks: list[asyncio.Task[None]] = []
         if exchange is not None:  # None: a venue read without ccxt (bot.sources.wsclient)
@@ -109,6 +116,9 @@ class VenueStream:
         if not isinstance(message, dict | list):
             self._heard("heartbeat")  # OKX "pong" and the like
             return
+        if self.venue == "hyperliquid" and (reason := refusal(self.venue, message)):
+            self._refused = reason  # ccxt fails the watch with it next: blind, not a retry
+            return
         if isinstance(message, dict) and message.get("e") == "markPriceUpdate":
             self._mark_price(message)
             self._set_state("live", "data flowing")
@@ -120,16 +130,10 @@ class VenueStream:
         try:
             events = parse_raw_message(message, self._contract_size, errors, apart)
         except MalformedMessage as exc:
-            self.health.skipped += 1
-            logger.debug("{}: unreadable message skipped: {}", self.venue, exc)
+            self._reject(f"unreadable message: {exc}")
             return
-        self.health.skipped += len(errors)
         for reason in errors:  # a liquidation we could not size or read: counted, said once
-            self.health.rejected += 1
-            self.health.last_rejected = reason
-            if reason not in self._told_rejections and len(self._told_rejections) < 1000:
-                self._told_rejections.add(reason)
-                logger.warning("{}: liquidation rejected: {}", self.venue, reason)
+            self._reject(reason)
         for trade in apart:
             self.emit(replace(trade, received_ms=now))
         if apart and not events:
@@ -152,6 +156,15 @@ class VenueStream:
             self.emit(replace(liq, received_ms=now))
         self._set_state("live", "data flowing")
 
+    def _reject(self, reason: str) -> None:
+        """A row refused with its reason: counted (status, metrics), each reason logged once."""
+        self.health.skipped += 1
+        self.health.rejected += 1
+        self.health.last_rejected = reason
+        if reason not in self._told_rejections and len(self._told_rejections) < 1000:
+            self._told_rejections.add(reason)
+            logger.warning("{}: row rejected: {}", self.venue, reason)
+
     def _heard(self, detail: str) -> None:
         """A control frame (ack, pong): live once the subscription was answered and the
         socket still speaks after it; it keeps a live feed live."""
@@ -162,8 +175,8 @@ class VenueStream:
         """Binance `<sym>@markPrice@1s` -> PriceTick (what the paper broker fills at)."""
         try:
             tick = PriceTick(int(msg["E"]), str(msg["s"]), float(msg["p"]), "binance-usdm")
-        except (KeyError, TypeError, ValueError):
-            self.health.skipped += 1
+        except (KeyError, TypeError, ValueError) as exc:
+            self._reject(f"unreadable markPriceUpdate: {type(exc).__name__}: {exc}")
             return
         self.emit(tick)
 
@@ -200,6 +213,7 @@ class VenueStream:
         symbols = self._symbols()
         self._sessions += 1
         self._session_frames = 0
+        self._refused = ""
         watches: list[Callable[[], Any]] = []
         if self.venue == "binance":
             watches = [partial(ex.watch_liquidations_for_symbols, symbols)]
@@ -232,10 +246,14 @@ class VenueStream:
         # not live yet: a subscription sent says nothing; the first frame will
         await asyncio.gather(*(self._keep_watching(w) for w in watches))
 
-    @staticmethod
-    async def _keep_watching(watch: Callable[[], Any]) -> None:
+    async def _keep_watching(self, watch: Callable[[], Any]) -> None:
         while True:  # the data arrives through on_raw; this keeps the subscription alive
-            await watch()
+            try:
+                await watch()
+            except Exception as exc:
+                if self._refused:  # the venue said no to the subscription: say why, stop
+                    raise SubscriptionRefused(self._refused) from exc
+                raise
 
     async def run(self) -> None:
         """Connect, subscribe, and reconnect with backoff + jitter whenever the socket fails."""
@@ -275,6 +293,7 @@ class VenueStream:
         self.emit(self.status_event(detail))
 
     def status_event(self, detail: str = "") -> FeedStatus:
+        self._detail = detail
         now = self.now_ms()
         last = self.health.last_frame_ms
         silent_s = (now - last) / 1000 if last is not None else 0.0
@@ -287,7 +306,23 @@ class VenueStream:
             clock_skew_ms=self.health.clock_skew_ms,
             detail=detail,
             covers=self.feed_covers[self.name],
+            rejected=self._reported_rejected(),
+            last_rejected=self.health.last_rejected,
         )
+
+    def _reported_rejected(self) -> int:
+        self._rejected_told = self.health.rejected
+        return self._rejected_told
+
+    def report_rejected(self) -> None:
+        """Rows refused since the last status: the same state again, with the new count (the
+        feed book and the metrics read it from there); at most every REJECTED_REPORT_S, as
+        each status is a journal row."""
+        now = self.now_ms()
+        due = now - self._rejected_report_ms >= REJECTED_REPORT_S * 1000
+        if self.health.rejected != self._rejected_told and due:
+            self._rejected_report_ms = now
+            self.emit(self.status_event(self._detail))
 
     def check_silence(self, started_ms: int) -> None:
         """Blind if no frame (data or heartbeat) arrived for `silence_s` (since start if never);
@@ -333,6 +368,7 @@ class VenueStream:
         while True:
             await asyncio.sleep(period_s)
             self.check_silence(started_ms)
+            self.report_rejected()  # however many rows were refused meanwhile
 
     async def _stop_tasks(self) -> None:
         for t in self._tasks:

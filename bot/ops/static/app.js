@@ -118,7 +118,11 @@ function render(s) {
   rows($("feeds"), Object.entries(s.feeds), ([venue, f]) => {
     const state = document.createElement("span");
     state.textContent = f.state; state.className = f.state;
-    return [venue, state, "silent " + Math.round(f.silent_s) + " s", (f.reconnects || 0) + " reconnects"];
+    const rejected = document.createElement("span");
+    rejected.textContent = (f.rejected || 0) + " rows rejected";
+    if (f.last_rejected) rejected.title = "last: " + f.last_rejected;
+    return [venue, state, "silent " + Math.round(f.silent_s) + " s", (f.reconnects || 0) + " reconnects",
+      rejected];
   });
   $("pnl").textContent = s.pnl_usd == null ? "no paper account" :
     "PnL " + usd(s.pnl_usd) + " · equity " + usd(s.equity_usd);

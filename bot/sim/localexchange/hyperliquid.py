@@ -7,6 +7,8 @@ Hyperliquid's frames:
   {"isSnapshot": true, "user", "fills": <history>}}
 - {"method": "ping"} -> {"channel": "pong"}
 - `play_fills(user, fills)` pushes {"channel": "userFills", "data": {"user", "fills"}}
+- a user past `max_users` distinct ones (Hyperliquid's limit is 10) is refused:
+  {"channel": "error", "data": "Cannot track more than 10 total users."}, the venue's text
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ _USDC = {
 
 
 class LocalHyperliquid:
-    def __init__(self) -> None:
+    def __init__(self, max_users: int = 10) -> None:
+        self.max_users = max_users
+        self.users: set[str] = set()  # every user subscribed to so far, on any socket
+        self.refusals = 0
         self.history: dict[str, list[dict[str, Any]]] = {}  # user -> the snapshot's fills
         self.subscribers: dict[web.WebSocketResponse, set[str]] = {}
         self.subscribe_requests: list[dict[str, Any]] = []
@@ -113,6 +118,12 @@ class LocalHyperliquid:
             await ws.send_str(json.dumps({"channel": "error", "data": error}))
             return
         user = str(sub.get("user", "")).lower()
+        if user not in self.users and len(self.users) >= self.max_users:
+            self.refusals += 1
+            error = f"Cannot track more than {self.max_users} total users."
+            await ws.send_str(json.dumps({"channel": "error", "data": error}))
+            return
+        self.users.add(user)
         self.subscribe_requests.append(data)
         await ws.send_str(json.dumps({"channel": "subscriptionResponse", "data": data}))
         snapshot = {"isSnapshot": True, "user": user, "fills": self.history.get(user, [])}
