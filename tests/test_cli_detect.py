@@ -211,6 +211,26 @@ def test_several_files_are_read_in_order() -> None:
     assert "from 2 file(s)" in result.stderr
 
 
+def test_files_named_out_of_time_order_are_read_in_time_order(tmp_path: Path) -> None:
+    later = tmp_path / "later.csv"  # the 2024 tape moved a week on: named first, read second
+    lines = TAPE.read_text().splitlines()
+    week_ms = 7 * 86_400_000
+    later.write_text(
+        "\n".join([lines[0], *(_shift(line, week_ms) for line in lines[1:])]) + "\n"
+    )
+    result = run(later, TAPE, "--json")
+    assert result.exit_code == 0
+    events = [*open_tape(TAPE), *open_tape(later)]
+    assert json_lines(result.stdout) == expected_json(events, RuleConfig())
+    assert f"tapes read in time order: {TAPE.name}, later.csv" in result.stderr
+    assert "late: 0" in result.stderr
+
+
+def _shift(line: str, ms: int) -> str:
+    ts, rest = line.split(",", 1)
+    return f"{int(ts) + ms},{rest}"
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("3600", 3600), ("1h", 3600), ("90m", 5400), ("1h30m", 5400), ("45s", 45)]
 )

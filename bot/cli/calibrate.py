@@ -19,7 +19,7 @@ from bot.cli import group as app
 from bot.cli.detect import _dollars, _duration, _iso, build_rules, parse_duration
 from bot.config.errors import ConfigError
 from bot.events import Anomaly, Calm
-from bot.sources.files import TapeError, open_tape
+from bot.sources.files import TapeError, open_tapes
 from bot.sources.formats import FORMATS
 
 if TYPE_CHECKING:
@@ -294,7 +294,12 @@ def calibrate(
         top=top,
     )
     try:
-        tapes = [open_tape(path, fmt) for path in files]
+        tapes, reordered = open_tapes(files, fmt)
+        if reordered:
+            err.print(
+                "note: tapes read in time order: " + ", ".join(t.path.name for t in tapes),
+                markup=False,
+            )
         result = run_calibrate(tapes, rules, request)
     except TapeError as exc:
         err.print(str(exc), markup=False)

@@ -23,7 +23,7 @@ from bot.config.errors import ConfigError, problems
 from bot.config.rules import RuleConfig
 from bot.detector import anomaly_to_json
 from bot.events import Anomaly, Calm
-from bot.sources.files import TapeError, open_tape
+from bot.sources.files import TapeError, open_tapes
 from bot.sources.formats import FORMATS
 
 if TYPE_CHECKING:
@@ -252,7 +252,12 @@ def detect(
     from bot.app.detect import run_detect  # numpy and the columnar reader: only when detecting
 
     try:
-        tapes = [open_tape(path, fmt) for path in files]
+        tapes, reordered = open_tapes(files, fmt)
+        if reordered:
+            err.print(
+                "note: tapes read in time order: " + ", ".join(t.path.name for t in tapes),
+                markup=False,
+            )
         total = sum(t.size_bytes for t in tapes)
         if total < PROGRESS_MIN_BYTES or not err.is_terminal:
             summary = run_detect(tapes, rules, emit)

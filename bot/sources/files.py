@@ -1,6 +1,6 @@
 """Recorded liquidation tapes: open a file (plain or gzip), detect its format, stream events.
 
-Contents: open_binary, TapeStats, Rejection, RecordedTape, open_tape.
+Contents: open_binary, TapeStats, Rejection, RecordedTape, open_tape, open_tapes.
 Files are read line by line, never whole, so a tape larger than memory works. Bad rows are
 rejected with a reason and a line number and counted; the run goes on. A file that is no
 liquidation tape at all raises TapeError with one sentence.
@@ -211,3 +211,21 @@ def open_tape(
             "`liquidations` data type instead (liqguard fetch tardis)."
         )
     return RecordedTape(p, fmt, contract_size)
+
+
+def open_tapes(paths: list[Path], fmt: str | None = None) -> tuple[list[RecordedTape], bool]:
+    """Tapes in the order of their first event (a tape with none last), and whether that
+    differs from the order given: the detector reads one history forward in time, so a later
+    file named first would make every event of the earlier one late and uncounted."""
+    tapes = [open_tape(path, fmt) for path in paths]
+    if len(tapes) < 2:
+        return tapes, False
+    firsts = [_first_ts_ms(t) for t in tapes]
+    order = sorted(range(len(tapes)), key=lambda i: (firsts[i] is None, firsts[i] or 0, i))
+    return [tapes[i] for i in order], order != list(range(len(tapes)))
+
+
+def _first_ts_ms(tape: RecordedTape) -> int | None:
+    """The time of a tape's first event, read from a fresh reader (the tape's counts untouched)."""
+    first = next(iter(RecordedTape(tape.path, tape.format, tape._contract_size)), None)
+    return None if first is None else first.ts_ms
