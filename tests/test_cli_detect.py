@@ -215,9 +215,7 @@ def test_files_named_out_of_time_order_are_read_in_time_order(tmp_path: Path) ->
     later = tmp_path / "later.csv"  # the 2024 tape moved a week on: named first, read second
     lines = TAPE.read_text().splitlines()
     week_ms = 7 * 86_400_000
-    later.write_text(
-        "\n".join([lines[0], *(_shift(line, week_ms) for line in lines[1:])]) + "\n"
-    )
+    later.write_text("\n".join([lines[0], *(_shift(line, week_ms) for line in lines[1:])]) + "\n")
     result = run(later, TAPE, "--json")
     assert result.exit_code == 0
     events = [*open_tape(TAPE), *open_tape(later)]

@@ -37,6 +37,9 @@ from tests.telegram_server import TOKEN as BOT_TOKEN
 TOKEN = "page-token-0123456789abcdef"
 T0 = 1_733_380_000_000
 
+# the detector contract's one $1M rule named `all` (the defaults name theirs exchanges, defi)
+ONE_RULE = Path(__file__).parent / "fixtures" / "rule_1m_all_venues.yaml"
+
 
 def write_config(path: Path, rules: list[dict[str, Any]], **more: Any) -> Path:
     path.write_text(yaml.safe_dump({"rules": rules, **more}), encoding="utf-8")
@@ -71,7 +74,7 @@ def kinds(journal: Path, kind: JournalKind) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ pure
 def test_commands_parse_apply_and_say_what_is_wrong() -> None:
-    file = load_settings(None)
+    file = load_settings(ONE_RULE)
     o = Overlay.of(file)
     o = o.apply(parse_command("threshold", ["all", "2.5m"]))
     o = o.apply(parse_command("policy", ["2", "hedge", "auto"]))
@@ -100,8 +103,8 @@ def test_commands_parse_apply_and_say_what_is_wrong() -> None:
 
 
 def test_an_override_whose_rule_left_the_file_is_skipped_with_a_line_not_a_crash() -> None:
-    two = load_settings(None).model_validate({"rules": [{"name": "all"}, {"name": "btc"}]})
-    one = load_settings(None)
+    two = load_settings(ONE_RULE).model_validate({"rules": [{"name": "all"}, {"name": "btc"}]})
+    one = load_settings(ONE_RULE)
     journaled = [
         (parse_command("threshold", ["btc", "500000"]), {"by": "telegram:@alice"}),
         (parse_command("threshold", ["all", "3000000"]), {"by": "telegram:@bob"}),
@@ -244,7 +247,10 @@ async def test_telegram_two_people_confirm_a_threshold_on_the_approval_buttons(
     server = FakeTelegram(BOT_TOKEN)
     await server.start()
     settings = telegram_settings(server).model_copy(
-        update={"approvals": ApprovalsConfig(override_approvers=2, override_timeout_s=30)}
+        update={
+            "approvals": ApprovalsConfig(override_approvers=2, override_timeout_s=30),
+            "rules": load_settings(ONE_RULE).rules,
+        }
     )
     journal = tmp_path / "j.sqlite"
     rt = build(
