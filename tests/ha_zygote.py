@@ -29,6 +29,13 @@ WARM = (
     "bot.ops.service",
     "bot.sources.feeds",
     "psycopg",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "apscheduler.triggers.interval",
+    "strategies.reduce_exposure",
+    "strategies.hedge",
+    "strategies.halt",
+    "strategies.puts",
+    "strategies.stop_loss",
 )
 
 
