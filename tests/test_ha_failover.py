@@ -16,9 +16,9 @@ The counts are printed (pytest -s shows them): kills, takeovers, orders, duplica
 longest gap without a leader.
 
 Cheap by construction: the processes are forked from one parent that imported liqguard once
-(tests/ha_zygote.py: a start costs milliseconds, not ~2 s of imports), two warm standbys wait
-ahead of each kill and a replacement is forked at each kill, the lease is short (1 s, renewed
-every 0.25 s), and every wait is on an event (the lease row, the venue's order log).
+(tests/ha_zygote.py: a start costs milliseconds, not ~2 s of imports), the standbys of a round
+of kills are started together ahead of it, the lease is short (1 s, renewed every 0.25 s), and
+every wait is on an event (the lease row, the venue's order log, the subscriber count).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ LEASE_S, RENEW_S = 1.0, 0.25
 GROUP = "acct"
 SEED = 20241205
 KILLS = int(os.environ.get("LIQGUARD_HA_KILLS", "20"))
-STANDBYS = 6  # warm standbys at each round of kills: STANDBYS kills, then the pool is refilled
+STANDBYS = 10  # warm standbys a round: STANDBYS kills, then the pool is refilled (two rounds)
 TAKEOVER_S = 1.0  # a new leader is killed again within this of its term (mostly reconciling)
 # a loaded 2-core machine delays the standby's look by up to this much (scheduling, not logic)
 SLACK_S = 1.5
@@ -436,9 +436,9 @@ def test_failover_kill_stop_and_database_restart(tmp_path: Path, pg: Any) -> Non
         # -- SIGKILL the leader at seeded random moments ---------------------------------------
         # A detection the dead leader never journaled lives only in the standbys that saw it, so
         # no process joins between a burst and its answer: the pool is topped up when every
-        # order is in, then bursts play and the leader is killed inside them, then each new
-        # leader is killed again at a random moment of its takeover (reconciling, resuming
-        # the dead leader's actions, or trading), until one process is left
+        # order is in, then bursts play all round long while the leader is killed, and each
+        # new leader again at a random moment of its takeover (reconciling, resuming the dead
+        # leader's actions, answering what it saw, or trading), until one process is left
         t1 = time.monotonic()
 
         def kill_leader() -> None:
@@ -457,13 +457,13 @@ def test_failover_kill_stop_and_database_restart(tmp_path: Path, pg: Any) -> Non
             while len(group.alive()) < 1 + STANDBYS:
                 group.start()
             group.wait_subscribed()
-            player.play_to(player.played + PER_KILL)
-            time.sleep(rng.uniform(0.0, PER_KILL * GAP_S))  # somewhere inside the bursts
+            round_kills = min(STANDBYS, KILLS - counts["kills"])
+            player.play_to(player.played + PER_KILL * round_kills)  # bursts all round long
+            time.sleep(rng.uniform(0.0, PER_KILL * GAP_S))
             kill_leader()
-            for _ in range(STANDBYS - 1):
-                if counts["kills"] < KILLS:
-                    time.sleep(rng.uniform(0.0, TAKEOVER_S))
-                    kill_leader()
+            for _ in range(round_kills - 1):
+                time.sleep(rng.uniform(0.0, TAKEOVER_S))
+                kill_leader()
         got = settled()
         assert [c for c, n in Counter(got).items() if n != 1] == []
         phases["kills"] = time.monotonic() - t1
