@@ -126,3 +126,43 @@ def test_sqlite_refuses_ha_naming_postgres(tmp_path: Any, monkeypatch: pytest.Mo
     bare = CliRunner().invoke(app, ["run", "--standby", "--journal", str(tmp_path / "j.sqlite")])
     assert bare.exit_code == 2 and "--standby needs an ha: section" in bare.output
     assert not (tmp_path / "j.sqlite").exists()  # refused before anything was journaled
+
+
+class _Said:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, text: str, tone: str = "info") -> None:
+        self.lines.append(text)
+
+
+async def test_telegram_status_says_who_leads(pg: Any) -> None:
+    """The leader's /status names its role, group, term and holder; the row is journaled."""
+    from bot.app.ha import HaRun
+    from bot.app.telegram_control import RuntimeControl
+    from bot.app.wiring import build
+    from bot.secrets import load_secrets
+    from bot.telegram.commands import status_text
+
+    url = pg.url()
+    settings = Settings.model_validate(
+        {"journal": {"url": url}, "ha": {"group": "acct", "lease_s": 1.0}}
+    )
+    secrets = load_secrets(None)
+    run = HaRun(settings, secrets, "test", [], False, _Said(), url, "auto", None)
+    assert run.lease.acquire() == 1
+    run._role("leader", term=1)
+    rt = build(
+        settings, secrets, mode="paper", identity="paper|test", journal_url=url,
+        approvals="auto", session="ha-acct",
+    )  # fmt: skip
+    control = RuntimeControl(rt.orchestrator, rt.broker, rt.journal, settings)
+    control.role = run.role_text  # as bot.app.ha does for the leader's Telegram
+    text = status_text(await control.status(), 0)
+    assert f"HA leader of acct, term 1 ({run.lease.holder})" in text.splitlines()[0]
+    run._role("stepped down", term=1)
+    assert "HA stepped down of acct" in status_text(await control.status(), 0)
+    roles = [r["payload"]["role"] for r in rt.journal.recent(10, kinds=["ha_role"])]
+    assert roles == ["leader", "stepped down"]
+    await rt.close()
+    run.lease.engine.dispose()

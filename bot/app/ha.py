@@ -10,12 +10,19 @@ The process loops between two roles on the group's lease (bot.ha.lease):
   is fenced by the term in the database; it renews every `renew_s` and steps down (back to
   standby) when a renewal fails or the lease can no longer be proven
 A clean stop (Ctrl-C, SIGTERM, the feeds ending) releases the lease for the standby.
+
+`--http` / `--metrics` (http.listen, metrics.listen) are bound once for the whole run and show
+the role: the leader serves the run's status page and metrics (bot.ops) plus the role; a
+standby serves its role only, and refuses every button (409: the leader answers). Telegram
+lives in the leader's runtime only: a standby polls nothing and answers nothing, so exactly one
+bot answers the buttons and commands of one account (one bot token cannot be polled twice).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -29,12 +36,16 @@ from bot.app.scheduling import build_scheduler
 from bot.app.wiring import Runtime, build, live_sources, live_start
 from bot.config.errors import ConfigError
 from bot.config.ha import HaConfig
+from bot.config.ops import parse_listen
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.events import Anomaly, Calm, Event, Liquidation
 from bot.ha.lease import Lease
 from bot.ha.schema import ensure_schema
 from bot.journal import JournalError, SqlJournal, default_journal_url
+from bot.ops import http
+from bot.ops.metrics import CONTENT_TYPE, RoleMetrics
+from bot.ops.service import Ops
 from bot.secrets import Secrets
 from bot.sources.feeds import merged_sources
 
@@ -59,6 +70,150 @@ class _Remembering(Detector):
 
 class LostLease(Exception):
     """The leader's term ended (renewal refused, or not provable in time)."""
+
+
+class _LeaderOps(Ops):
+    """The run's status page and metrics (bot.ops.service), with the role added."""
+
+    def __init__(self, rt: Runtime, say: Any, role: Any) -> None:
+        super().__init__(rt, say)
+        self.role = role
+
+    async def start(self) -> None:
+        await super().start()
+        if self.metrics is not None:
+            r = self.role()
+            RoleMetrics(self.metrics.registry).set(r["group"], True, r["term"])
+
+    async def snapshot(self) -> dict[str, Any]:
+        return {**await super().snapshot(), "ha": self.role()}
+
+
+class HaOps:
+    """http.listen / metrics.listen of an ha process, for both roles (ports kept across)."""
+
+    def __init__(self, run: HaRun) -> None:
+        self.run = run
+        s = run.settings
+        self.listen = {"metrics": s.metrics.listen, "http": s.http.listen}
+        self.servers: list[Any] = []
+        self.leader: _LeaderOps | None = None
+        self.metrics = RoleMetrics()
+        self.token = os.environ.get(s.http.token_env) or None
+
+    @property
+    def wanted(self) -> bool:
+        return any(self.listen.values())
+
+    def settings(self) -> Settings:
+        """The settings with the ports bound first (port 0 stays the port the system gave)."""
+        s = self.run.settings
+        if self.listen["http"]:
+            s = s.model_copy(
+                update={"http": s.http.model_copy(update={"listen": self.listen["http"]})}
+            )
+        if self.listen["metrics"]:
+            section = s.metrics.model_copy(update={"listen": self.listen["metrics"]})
+            s = s.model_copy(update={"metrics": section})
+        return s
+
+    async def standby(self) -> None:
+        """Serve the role only; every button is refused (the leader answers)."""
+        await self.stop_leader()
+        if not self.wanted or self.servers:
+            return
+        health = self._health
+        if self.listen["metrics"]:
+            app = http.metrics_app(self._scrape, CONTENT_TYPE, health)
+            await self._serve(app, "metrics")
+        if self.listen["http"]:
+            controls = http.Controls(None, self._no_state, self._note, _now_ms)
+            app = http.status_app(self._snapshot, health, self.token, controls, self._refuse)
+            await self._serve(app, "http")
+
+    async def lead(self, rt: Runtime) -> None:
+        """The run's own status page and metrics, on the same ports, with the role."""
+        await self._stop_standby()
+        self.leader = _LeaderOps(rt, self.run.display.say, self.run.role_now)
+        try:
+            await self.leader.start()
+        except SetupError as exc:  # a port taken meanwhile: trading matters more than a page
+            self.run.display.say(f"{exc}; this leader serves no status page", "error")
+
+    async def close(self) -> None:
+        await self.stop_leader()
+        await self._stop_standby()
+
+    async def stop_leader(self) -> None:
+        if self.leader is not None:
+            leader, self.leader = self.leader, None
+            await leader.close()
+
+    async def _stop_standby(self) -> None:
+        for server in self.servers:
+            await server.cleanup()
+        self.servers.clear()
+
+    async def _serve(self, app: Any, which: str) -> None:
+        listen = str(self.listen[which])
+        field = f"{which}.listen"
+        host, port = parse_listen(listen, field)
+        try:
+            server = await http.serve(app, host, port)
+        except OSError as exc:
+            raise SetupError(
+                f"{field} {listen}: cannot listen there ({exc.strerror or exc}); "
+                "give another HOST:PORT"
+            ) from None
+        self.servers.append(server)
+        bound = http.bound_port(server) or port
+        if port == 0:  # the leader's page comes back on the same port
+            self.listen[which] = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+            shown = f"[{host}]" if ":" in host else host
+            self.run.display.say(f"ha {which} on http://{shown}:{bound}/")
+
+    def _scrape(self) -> bytes:
+        r = self.run.role_now()
+        self.metrics.set(r["group"], r["role"] == "leader", r["term"])
+        return self.metrics.scrape()
+
+    def _health(self) -> tuple[bool, str]:
+        r = self.run.role_now()
+        return True, f"{r['role']} of ha.group {r['group']} (leader {r['leader'] or 'unknown'})"
+
+    def _refuse(self) -> str:
+        r = self.run.role_now()
+        return (
+            f"this process is the standby of ha.group {r['group']}: it acts on nothing; the "
+            f"leader ({r['leader'] or 'none now'}) answers, on its own status page"
+        )
+
+    async def _no_state(self, state: str, reason: str, by: str) -> None:
+        raise AssertionError("a standby refuses every button before it acts")  # _refuse
+
+    def _note(self, kind: str, ts_ms: int, payload: dict[str, Any]) -> None:
+        logger.info("ha standby: {} {}", kind, payload)  # a standby journals its role only
+
+    async def _snapshot(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "mode": run.mode,
+            "session": session_of(run.ha.group),
+            "now_ms": _now_ms(),
+            "ladder": "STANDBY",
+            "events": run.events_seen,
+            "rules": [],
+            "feeds": {},
+            "positions": [],
+            "pnl_usd": None,
+            "equity_usd": None,
+            "anomalies": [],
+            "actions": [],
+            "pending": [],
+            "controls": False,
+            "votes": False,
+            "ha": run.role_now(),
+        }
 
 
 def check_ha(settings: Settings, journal_url: str) -> HaConfig:
@@ -113,11 +268,33 @@ class HaRun:
         self.seen: list[Anomaly | Calm] = []  # by this process, as standby or leader
         self.detector: Detector = _Remembering(settings.rules, self.seen)
         self.stopping = False
+        self.events_seen = 0
+        self.state: dict[str, Any] = {
+            "role": "standby",
+            "group": self.ha.group,
+            "holder": self.lease.holder,  # this process
+            "leader": None,  # the lease's holder as last read (this process while leading)
+            "term": None,
+        }
+        self.ops = HaOps(self)
+
+    def role_now(self) -> dict[str, Any]:
+        """{role, group, holder, leader, term}: for the status page, /metrics, Telegram."""
+        return dict(self.state)
+
+    def role_text(self) -> str:
+        r = self.state
+        if r["role"] == "leader":
+            return f"HA leader of {r['group']}, term {r['term']} ({r['holder']})"
+        return f"HA {r['role']} of {r['group']} (leader {r['leader'] or 'none'})"
 
     # -- roles -------------------------------------------------------------------------------
     def _role(self, role: str, **extra: Any) -> None:
         """Journal a role change; a database that is down only costs the row, logged."""
         payload = {"role": role, "group": self.ha.group, "holder": self.lease.holder, **extra}
+        self.state["role"] = role
+        if role == "leader":
+            self.state.update(leader=self.lease.holder, term=extra.get("term"))
         logger.info("ha {}: {}", self.ha.group, payload)
         self.display.say(f"ha {self.ha.group}: {role} ({self.lease.holder})", "bold")
         try:
@@ -135,6 +312,11 @@ class HaRun:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         pump = asyncio.create_task(self._pump(sources))
         try:
+            try:
+                await self.ops.standby()
+            except SetupError as exc:  # a port taken: one sentence, nothing runs
+                self.display.say(str(exc), "error")
+                return 2
             while True:
                 await self._standby(pump)
                 code = await self._lead()
@@ -149,6 +331,7 @@ class HaRun:
             with contextlib.suppress(SQLAlchemyError):
                 self.lease.release()
             self.lease.engine.dispose()
+            await self.ops.close()
 
     async def _pump(self, sources: Sequence[Any]) -> None:
         async for event in merged_sources(sources, _now_ms):
@@ -157,11 +340,19 @@ class HaRun:
 
     async def _events(self) -> AsyncIterator[Event]:
         while (event := await self.queue.get()) is not None:
+            self.events_seen += 1
+            if self.ops.leader is not None:
+                self.ops.leader.on_event(event)
             yield event
 
     async def _standby(self, pump: asyncio.Task[None]) -> None:
         """Feed the detector, send nothing, until the lease is ours."""
         self._role("standby")
+        self.state.update(leader=None, term=None)
+        try:
+            await self.ops.standby()
+        except SetupError as exc:  # the port was taken while we led: the page is gone
+            logger.warning("ha: {}", exc)
 
         async def warm() -> None:
             async for event in self._events():
@@ -178,6 +369,10 @@ class HaRun:
                     term = None
                 if term is not None:
                     return
+                with contextlib.suppress(SQLAlchemyError):  # who leads, for status and metrics
+                    now = await asyncio.to_thread(self.lease.current)
+                    if now is not None:
+                        self.state.update(leader=now[1] if now[2] else None, term=now[0])
                 if pump.done():
                     pump.result()  # a feed that failed for good ends the run with its error
                 await asyncio.sleep(self.renew_s)
@@ -189,8 +384,9 @@ class HaRun:
         """Trade until the term ends (None: back to standby) or the run ends (exit code)."""
         term = self.lease.term
         started = time.monotonic()
+        self.timing: dict[str, float] = {"started": started}
         rt = build(
-            self.settings,
+            self.ops.settings(),
             self.secrets,
             mode=self.mode,  # type: ignore[arg-type]
             identity=f"{self.mode}|{self.origin}",
@@ -201,8 +397,16 @@ class HaRun:
             session=session_of(self.ha.group),
         )
         rt.journal.fence = self.lease.fence  # from here every commit proves the term
-        self._role("leader", term=term)
+        self.timing["runtime"] = time.monotonic() - started
         renewer = asyncio.create_task(self._renew(started))
+        await asyncio.sleep(0)  # renew at once: the build took part of the lease
+        self._role("leader", term=term)
+        tg = rt.extras.get("telegram")
+        control = getattr(getattr(tg, "commands", None), "control", None)
+        if control is not None:
+            control.role = self.role_text  # /status says who leads
+        await self.ops.lead(rt)
+        self.timing["role"] = time.monotonic() - started
         trading = asyncio.create_task(self._trade(rt))
         try:
             done, _ = await asyncio.wait({renewer, trading}, return_when=asyncio.FIRST_COMPLETED)
@@ -223,7 +427,7 @@ class HaRun:
             for t in (renewer, trading):
                 t.cancel()
             await asyncio.gather(renewer, trading, return_exceptions=True)
-            self.detector = rt.orchestrator.detector  # warm for the next standby phase
+            await self.ops.stop_leader()
             await self._close(rt)
             if not self.stopping:
                 self._role("stepped down", term=term)
@@ -232,15 +436,24 @@ class HaRun:
         orch = rt.orchestrator
         if self.live:  # reconcile with the venue, as a restart does
             await live_start(self.settings, rt.broker, rt.journal, lambda t: self.display.say(t))
+        self.timing["venue"] = time.monotonic() - self.timing["started"]
         orch.restore()
-        orch.detector = self.detector  # the standby's windows, full
+        orch.detector = self.detector  # the standby's windows, full (the same object, always)
         await orch.resume()
         for det in list(self.seen):  # what the old leader may have died before answering
             if orch.unanswered(det):
                 await orch.respond(det)
+        self.timing["resumed"] = time.monotonic() - self.timing["started"]
         scheduler = build_scheduler(orch, live=True)
         await rt.start()
         scheduler.start()
+        t = self.timing
+        logger.info(
+            "ha {}: trading {:.2f} s after the takeover (runtime built {:.2f} s, role {:.2f} s, "
+            "venue reconciled {:.2f} s, journal resumed {:.2f} s)",
+            self.ha.group, time.monotonic() - t["started"], t["runtime"], t["role"],
+            t.get("venue", t["role"]), t["resumed"],
+        )  # fmt: skip
         try:
             await orch.run(self._events())
         finally:
@@ -249,8 +462,12 @@ class HaRun:
     async def _renew(self, started: float) -> None:
         """Renew every renew_s; a term that cannot be proven in time ends here."""
         proven_until = started + self.lease.lease_s - self.lease.margin_s
+        first = True
         while True:
-            await asyncio.sleep(self.renew_s)
+            # at once after the runtime is built (a slow build must not eat the lease), then
+            # every renew_s
+            await asyncio.sleep(0 if first else self.renew_s)
+            first = False
             asked = time.monotonic()
             try:
                 ok = await asyncio.to_thread(self.lease.renew)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -81,6 +82,7 @@ class RuntimeControl:
         self._windows: dict[str, deque[tuple[int, float]]] = {}
         self._prices: deque[tuple[int, float]] = deque(maxlen=_SAMPLES)
         self._price_symbol = ""
+        self.role: Callable[[], str] | None = None  # ha: who leads, said by /status (bot.app.ha)
         if changes is not None:
             changes.listeners.append(self._new_settings)
 
@@ -100,8 +102,9 @@ class RuntimeControl:
             )
             for r in s["rules"]
         )
+        role = f" · {self.role()}" if self.role is not None else ""
         return StatusView(
-            mode=self.settings.mode,
+            mode=f"{self.settings.mode}{role}",
             state=TradingState(s["ladder"]),
             rules=rules,
             feeds={venue: feed_text(f) for venue, f in s.get("feeds", {}).items()},

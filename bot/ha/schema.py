@@ -7,12 +7,13 @@ clocks never matter). Running `ensure_schema` again changes nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, text
 from sqlalchemy.engine import Engine
 
 from bot.journal import metadata as journal_metadata
 
 ha_metadata = MetaData()
+SCHEMA_LOCK = 0x6C6971_6775617264  # "liqguard": the advisory lock key of schema creation
 
 leases = Table(
     "ha_leases",
@@ -27,6 +28,11 @@ leases = Table(
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create what is missing (never drops or alters): safe at every start, on both back ends."""
-    journal_metadata.create_all(engine, checkfirst=True)
-    ha_metadata.create_all(engine, checkfirst=True)
+    """Create what is missing (never drops or alters): safe at every start, on both back ends,
+    and from processes starting at once (PostgreSQL: one at a time, under a lock)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # two hosts starting together on an empty database would both CREATE TABLE
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+        journal_metadata.create_all(conn, checkfirst=True)
+        ha_metadata.create_all(conn, checkfirst=True)

@@ -78,8 +78,13 @@ class Controls:
 
 
 def status_app(
-    snapshot: Snapshot, health: Health, token: str | None, controls: Controls
+    snapshot: Snapshot,
+    health: Health,
+    token: str | None,
+    controls: Controls,
+    refuse: Callable[[], str | None] | None = None,
 ) -> web.Application:
+    """`refuse()`: why no button may act now (an ha standby: the leader answers), or None."""
     app = web.Application(client_max_size=16 * 1024)
 
     async def page(request: web.Request) -> web.Response:
@@ -128,6 +133,8 @@ def status_app(
 
     async def press(request: web.Request) -> web.Response:
         what = request.match_info["what"]
+        if refuse is not None and (busy := refuse()) is not None:
+            return refused(request, busy, 409)
         why = allowed(request)
         if why is not None:
             return refused(request, why, 403 if token is None else 401)

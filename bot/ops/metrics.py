@@ -254,3 +254,29 @@ def _outcome(status: Any) -> str:
     """An action's end status as a label of few values (its detail text stays in the journal)."""
     text = str(status or "unknown")
     return text.replace(" ", "_")
+
+
+class RoleMetrics:
+    """Who leads an `ha.group` (bot.app.ha): liqguard_ha_leader{group} 1 while this process
+    leads, 0 standing by; liqguard_ha_term{group}: the term it holds, or the last it saw.
+
+    Into a run's registry (the leader's Metrics), or its own with liqguard_up (a standby)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry(auto_describe=True)
+        if registry is None:
+            Gauge("liqguard_up", "1 while the process runs", registry=r).set(1)
+        self.leader = Gauge(
+            "liqguard_ha_leader", "1 while this process leads its ha.group", ["group"], registry=r
+        )
+        self.term = Gauge(
+            "liqguard_ha_term", "the group's leadership term (held, or last seen)", ["group"],
+            registry=r,
+        )  # fmt: skip
+
+    def set(self, group: str, leading: bool, term: int | None) -> None:
+        self.leader.labels(group).set(1 if leading else 0)
+        self.term.labels(group).set(term or 0)
+
+    def scrape(self) -> bytes:
+        return generate_latest(self.registry)

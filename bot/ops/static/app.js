@@ -97,6 +97,13 @@ function render(s) {
   $("ladder").textContent = s.ladder;
   $("ladder").className = "pill " + s.ladder;
   $("clock").textContent = when(s.now_ms);
+  $("ha").hidden = !s.ha;  // ha: this process's role in its group
+  if (s.ha) {
+    $("ha").textContent = s.ha.role === "leader"
+      ? "HA leader · " + s.ha.group + " · term " + s.ha.term
+      : "HA " + s.ha.role + " · " + s.ha.group + " · leader " + (s.ha.leader || "none");
+    $("ha").className = "pill ha-" + s.ha.role.replace(" ", "-");
+  }
   $("controls").hidden = !s.controls;
   $("readonly").hidden = s.controls;
   for (const r of s.rules) {
