@@ -66,8 +66,9 @@ $(ANVIL_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(ANVIL_STAMP)
 
+# -n auto: one pytest-xdist worker per core; each worker starts its own servers on free ports.
 unit: $(STAMP) $(ANVIL_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint typecheck docs-check unit
 
