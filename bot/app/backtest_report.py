@@ -110,7 +110,10 @@ def episode_chart(r: RunFigures) -> bytes:
     FigureCanvasAgg(fig)
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 2]})
     if r.prices:
-        ax1.plot([_dt(t) for t, _ in r.prices], [p for _, p in r.prices], color="#2c3e50", lw=1)
+        ax1.plot(
+            [_dt(t) for t, _ in r.prices], [p for _, p in r.prices], color="#2c3e50", lw=1,
+            label="price",
+        )  # fmt: skip
     colors = {"buy": "#27ae60", "sell": "#c0392b"}
     for side in ("buy", "sell"):
         pts = [m for m in r.marks if m[1] == side]
