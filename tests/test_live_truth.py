@@ -9,64 +9,32 @@ Real ccxt.pro streams -> the one merge -> Orchestrator -> (live) CcxtBroker on L
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app.live import LiveSetupError, create_live_sources, venue_names
+from bot.app.live import LiveSetupError, venue_names
 from bot.app.runner import Refused, stream_names
-from bot.app.wiring import Runtime, build
 from bot.config.loader import load_settings
-from bot.events import Calm, FeedStatus, Liquidation
-from bot.notify.format import Notice, render
-from bot.sim.localexchange import local_secrets, serve
+from bot.events import Calm, Liquidation
+from bot.notify.format import Notice
+from bot.sim.localexchange import serve
 from bot.sim.localexchange.binance import LocalBinance
 from bot.sim.localexchange.faults import restamp, silent_tcp
 from bot.sim.localexchange.tapes import tape_messages
-from bot.sources.feeds import merged_sources
 from bot.sources.venues import parse_raw_message
+from tests.live_tools import WAIT_S, Run, now_ms, until
+from tests.live_tools import running as live_run
 from tests.test_live_e2e import crossing_messages
 
 TAPE = Path(__file__).resolve().parents[1] / "bot/data/binance-btcusdt_2024-12-04_06.csv"
-WAIT_S = 15.0  # generous bound for local round trips and reconnects; never a timing assertion
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def fresh(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     t = now_ms()
     return [restamp(m, t + k) for k, m in enumerate(messages)]
-
-
-class Told:
-    """Every notification, as the channels receive it."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        render(event)  # every notice must render
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
-
-    def feeds(self) -> list[FeedStatus]:
-        return [e for e in self.events if isinstance(e, FeedStatus)]
-
-
-async def until(cond: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not cond():  # noqa: ASYNC110 - any condition over the run's state
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), WAIT_S)
 
 
 def settings_for(
@@ -92,46 +60,11 @@ def settings_for(
     )
 
 
-class Run:
-    def __init__(self, runtime: Runtime, told: Told, sources: list[Any]) -> None:
-        self.rt, self.told, self.sources = runtime, told, sources
-        self.orch = runtime.orchestrator
-
-    def rows(self, kind: str) -> list[dict[str, Any]]:
-        self.rt.journal.flush()
-        return [e["payload"] for e in self.rt.journal.find(kinds=[kind])]
-
-    def feed_states(self) -> list[str]:
-        return [r["state"] for r in self.rows("feed") if not r["detail"].startswith("clock")]
-
-    def feed(self) -> dict[str, Any]:
-        return dict(self.orch.status()["feeds"].get("binance", {}))
-
-
-@asynccontextmanager
-async def running(
+def running(
     tmp_path: Path, settings: Any, mode: str = "live", names: list[str] | None = None
-) -> AsyncIterator[Run]:
-    told = Told()
-    runtime = build(
-        settings,
-        local_secrets(),
-        mode=mode,  # type: ignore[arg-type]
-        identity=f"truth-{mode}",
-        journal_url=str(tmp_path / "journal.sqlite"),
-        approvals="auto",
-        notifiers=[told],
-    )
-    sources = create_live_sources(settings, None, names if names is not None else ["binance"])
-    stream = merged_sources(sources, runtime.clock.now_ms)
-    task = asyncio.create_task(runtime.orchestrator.run(stream))
-    try:
-        yield Run(runtime, told, list(sources))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await stream.aclose()
-        await runtime.close()
+) -> AbstractAsyncContextManager[Run]:
+    names = names if names is not None else ["binance"]
+    return live_run(tmp_path, settings, names, mode=mode, identity=f"truth-{mode}")
 
 
 async def test_a_feed_is_live_only_on_data_and_a_dead_venue_alerts_once(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from bot.sources.venues import (
     parse_raw_message,
 )
 from bot.sources.wsclient import NodeFillsStream, WsVenueStream, wall_ms
+from tests.live_tools import collect
 
 WAIT_S = 10.0
 T = 1_764_000_000_000
@@ -167,19 +168,6 @@ def test_hyperliquid_fills_count_only_the_liquidated_users_side() -> None:
 
 
 # -- through the local fakes --------------------------------------------------------------------
-async def _collect(live: MergedSources, cond: Callable[[list[Any]], bool]) -> list[Any]:
-    seen: list[Any] = []
-
-    async def run() -> None:
-        async for ev in live.events():
-            seen.append(ev)
-            if cond(seen):
-                return
-
-    await asyncio.wait_for(run(), WAIT_S)
-    return seen
-
-
 def _cfg(ws: str, **kw: Any) -> VenueConfig:
     return VenueConfig(endpoints=EndpointsConfig(ws=ws, allow_insecure=True), **kw)
 
@@ -207,7 +195,7 @@ async def test_deribit_through_its_local_fake_live_on_data_and_back_after_a_drop
             await server.play([deribit_trades_message("trades.future.BTC.100ms", [trade, again])])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: len(_liqs(seen)) >= 2)
+        events = await collect(live, lambda seen: len(_liqs(seen)) >= 2, WAIT_S)
         await feeder
         await live.close()
     states = [e.state for e in events if isinstance(e, FeedStatus)]
@@ -236,7 +224,7 @@ async def test_gate_through_its_local_fake_subscribes_all_and_pings() -> None:
             await server.play([gate_liquidates_message([("BTC_USDT", -2000, "95000", now)])])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
         await feeder
         await live.close()
     (liq,) = _liqs(events)
@@ -279,7 +267,7 @@ async def test_hyperliquid_node_fills_followed_as_the_node_writes(tmp_path: Path
             f.write(text[20:] + "\n")
 
     writer = asyncio.create_task(write())
-    events = await _collect(live, lambda seen: bool(_liqs(seen)))
+    events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
     await writer
     await live.close()
     (liq,) = _liqs(events)  # the old file's history was not replayed; the new line counted once
@@ -326,7 +314,7 @@ async def test_dydx_through_its_local_fake() -> None:
             await server.play([dydx_trades_message("ETH-USD", [trade])])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
         await feeder
         await live.close()
     (liq,) = _liqs(events)
@@ -401,7 +389,7 @@ async def test_bitget_through_its_local_fake_subscribes_every_product_type_and_p
             await server.play([msg])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
         await feeder
         await live.close()
     (liq,) = _liqs(events)
@@ -471,7 +459,7 @@ async def test_htx_through_its_local_fake_gzip_frames_and_pings_answered() -> No
             )
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: bool(_liqs(seen)))
+        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
         await feeder
         await live.close()
     (liq,) = _liqs(events)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,11 @@ import pytest
 
 from bot.app.live import LiveSetupError, create_live_sources
 from bot.app.telegram_control import feed_text
-from bot.app.wiring import Runtime, build
 from bot.config.loader import load_settings
 from bot.config.venues import EndpointsConfig, VenueConfig
 from bot.events import FeedStatus, Liquidation
-from bot.notify.format import render
 from bot.secrets import Secrets
-from bot.sim.localexchange import local_secrets, serve
+from bot.sim.localexchange import serve
 from bot.sim.localexchange.fakes import (
     LocalBitgetUta,
     LocalDydxIndexer,
@@ -32,7 +29,7 @@ from bot.sim.localexchange.fakes import (
     gate_liquidates_message,
 )
 from bot.sim.localexchange.hyperliquid import LocalHyperliquid, hyperliquid_fill
-from bot.sources.feeds import MergedSources, merged_sources
+from bot.sources.feeds import MergedSources
 from bot.sources.streams import wall_ms
 from bot.sources.venues import (
     parse_hyperliquid_fills,
@@ -40,51 +37,10 @@ from bot.sources.venues import (
     parse_raw_message,
 )
 from bot.sources.wsclient import WsVenueStream, refusal
+from tests.live_tools import WAIT_S, Run, collect, now_ms, until
+from tests.live_tools import running as live_run
 
-WAIT_S = 15.0  # a bound for local round trips; never a timing assertion
 T = 1_764_000_000_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-async def until(cond: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not cond():  # noqa: ASYNC110 - any condition over the run's state
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), WAIT_S)
-
-
-class Told:
-    """Every notification, as the channels receive it."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        render(event)  # every notice must render
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
-
-    def feeds(self) -> list[FeedStatus]:
-        return [e for e in self.events if isinstance(e, FeedStatus)]
-
-
-class Run:
-    def __init__(self, runtime: Runtime, told: Told, sources: list[Any]) -> None:
-        self.rt, self.told, self.sources = runtime, told, sources
-        self.orch = runtime.orchestrator
-
-    def rows(self, kind: str) -> list[dict[str, Any]]:
-        self.rt.journal.flush()
-        return [e["payload"] for e in self.rt.journal.find(kinds=[kind])]
-
-    def feed(self, name: str) -> dict[str, Any]:
-        return dict(self.orch.status()["feeds"].get(name, {}))
 
 
 def venue_settings(venues: dict[str, Any], **ex: Any) -> Any:
@@ -102,28 +58,8 @@ def local(ws: str, **kw: Any) -> dict[str, Any]:
     return {"endpoints": {"ws": ws, "allow_insecure": True}, **kw}
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, settings: Any, names: list[str]) -> AsyncIterator[Run]:
-    told = Told()
-    runtime = build(
-        settings,
-        local_secrets(),
-        mode="paper",
-        identity="venues2",
-        journal_url=str(tmp_path / "journal.sqlite"),
-        approvals="auto",
-        notifiers=[told],
-    )
-    sources = create_live_sources(settings, None, names)
-    stream = merged_sources(sources, runtime.clock.now_ms)
-    task = asyncio.create_task(runtime.orchestrator.run(stream))
-    try:
-        yield Run(runtime, told, list(sources))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await stream.aclose()
-        await runtime.close()
+def running(tmp_path: Path, settings: Any, names: list[str]) -> AbstractAsyncContextManager[Run]:
+    return live_run(tmp_path, settings, names, mode="paper", identity="venues2")
 
 
 # -- a refused subscription: blind, with the venue's reason -------------------------------------
@@ -233,7 +169,7 @@ async def test_hyperliquid_accounts_through_ccxt_and_the_local_fake() -> None:
             await server.play_fills(FUND2, [mine])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(live, lambda seen: any(isinstance(e, Liquidation) for e in seen))
+        events = await collect(live, lambda seen: any(isinstance(e, Liquidation) for e in seen))
         await feeder
         await live.close()
     (liq,) = [e for e in events if isinstance(e, Liquidation)]
@@ -252,19 +188,6 @@ async def test_hyperliquid_accounts_through_ccxt_and_the_local_fake() -> None:
     assert statuses[0].state == "connecting" and statuses[0].covers == ("hyperliquid",)
     # the tokens and the perps only: no spot markets, no HIP-3 dex lists
     assert sorted(i["type"] for i in server.info_requests) == ["metaAndAssetCtxs", "spotMeta"]
-
-
-async def _collect(live: MergedSources, cond: Callable[[list[Any]], bool]) -> list[Any]:
-    seen: list[Any] = []
-
-    async def run() -> None:
-        async for ev in live.events():
-            seen.append(ev)
-            if cond(seen):
-                return
-
-    await asyncio.wait_for(run(), WAIT_S)
-    return seen
 
 
 # -- Gate: every contract's size from its contracts endpoint ------------------------------------
@@ -289,7 +212,7 @@ async def test_gate_sizes_every_contract_from_its_list_and_rejects_one_it_does_n
             await server.play([gate_liquidates_message([("BTC_USDT", 10, "95000", now + 3)])])
 
         feeder = asyncio.create_task(feed())
-        events = await _collect(
+        events = await collect(
             live,
             lambda seen: any(isinstance(e, Liquidation) and e.symbol == "BTC_USDT" for e in seen),
         )

@@ -29,16 +29,8 @@ from bot.sim.localexchange.fakes import (
 from bot.sim.localexchange.hyperliquid import LocalHyperliquid
 from bot.sources.feeds import FeedBook
 from bot.sources.refusals import refusal
-from tests.test_live_venues2 import (
-    FUND,
-    FUND2,
-    WAIT_S,
-    local,
-    now_ms,
-    running,
-    until,
-    venue_settings,
-)
+from tests.live_tools import WAIT_S, now_ms, until
+from tests.test_live_venues2 import FUND, FUND2, local, running, venue_settings
 
 
 def scrape(run_orch: object, journal: object) -> str:
