@@ -16,18 +16,19 @@ from typing import Any
 import pytest
 
 from bot.app.errors import SetupError
-from bot.app.wiring import Runtime, build
+from bot.app.wiring import Runtime
 from bot.bridges.bridges import Bridges
 from bot.clock import SimClock
 from bot.config.settings import Settings
 from bot.events import JournalKind, Notice, TradingState, TradingStateChanged
 from bot.journal import SqlJournal
 from bot.logs import setup_logging
-from bot.secrets import Secrets
 from bot.sim.bridges import FakeFreqtrade, FakeHummingbot, SignedReceiver
 from bot.sim.paging import FakePagerDuty
 from bot.sources.files import open_tape
 from bot.sources.replay import replay_events
+from tests.recorders import Told
+from tests.runtimes import replay_runtime
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 FT_USER, FT_PASS = "freqtrader", "ft-pa55-0123456789"
@@ -107,30 +108,8 @@ async def fakes() -> AsyncIterator[Fakes]:
         await fake.close()
 
 
-class Told:
-    name = "told"
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
-
-
 def runtime(tmp_path: Path, told: Told, env: dict[str, str] = ENV, **sections: Any) -> Runtime:
-    return build(
-        Settings(**sections),
-        Secrets(_env_file=None),  # type: ignore[call-arg]
-        mode="replay",
-        identity="bridges-test",
-        journal_url=f"sqlite:///{tmp_path / 'journal.db'}",
-        approvals="auto",
-        notifiers=[told],
-        env=env,
-    )
+    return replay_runtime(tmp_path, told, "bridges-test", env, **sections)
 
 
 async def settle(rt: Runtime) -> Bridges:

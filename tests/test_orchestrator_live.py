@@ -19,25 +19,13 @@ from bot.events import ApprovalRequest, Decision, FeedStatus, Liquidation, Price
 from bot.interfaces import Clock
 from bot.secrets import Secrets
 from bot.sources.replay import replay_events
+from tests.recorders import Told
 
 V, S = "binance-usdm", "BTCUSDT"
 SETTINGS = {
     "rules": [{"name": "t", "window_s": 60, "threshold_usd": 1000}],
     "paper": {"positions": [{"venue": V, "symbol": S, "size": 1.0}]},
 }
-
-
-class Quiet:
-    name = "quiet"
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
 
 
 class Hung:
@@ -57,7 +45,7 @@ def _build(tmp_path: Path, mode: Any, settings: dict[str, Any], **kw: Any) -> An
         mode=mode,
         identity=f"{mode}-test",
         journal_url=str(tmp_path / "j.sqlite"),
-        notifiers=[Quiet()],
+        notifiers=[Told()],
         **kw,
     )
 

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from bot.app.errors import SetupError
-from bot.app.wiring import Runtime, build
+from bot.app.wiring import Runtime
 from bot.clock import SimClock
-from bot.config.settings import Settings
 from bot.events import (
     Decision,
     DeliveryOutcome,
@@ -30,10 +29,11 @@ from bot.logs import setup_logging
 from bot.notify.charts import PNG_SIGNATURE
 from bot.ops.service import Ops
 from bot.paging.pagers import Pagers
-from bot.secrets import Secrets
 from bot.sim.paging import FakeOpsgenie, FakePagerDuty, FakeSmtp
 from bot.sources.files import open_tape
 from bot.sources.replay import replay_events
+from tests.recorders import Told
+from tests.runtimes import replay_runtime
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 PD_KEY = "pd-routing-key-0123456789abcdef"
@@ -86,32 +86,8 @@ async def fakes(tmp_path: Path) -> AsyncIterator[Fakes]:
     await smtp.close()
 
 
-class Told:
-    """The console/Telegram stand-in: what the other notifiers were handed."""
-
-    name = "told"
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
-
-
 def runtime(tmp_path: Path, told: Told, env: dict[str, str] = ENV, **sections: Any) -> Runtime:
-    return build(
-        Settings(**sections),
-        Secrets(_env_file=None),  # type: ignore[call-arg]
-        mode="replay",
-        identity="paging-test",
-        journal_url=f"sqlite:///{tmp_path / 'journal.db'}",
-        approvals="auto",
-        notifiers=[told],
-        env=env,
-    )
+    return replay_runtime(tmp_path, told, "paging-test", env, **sections)
 
 
 def pages(rt: Runtime) -> list[dict[str, Any]]:
