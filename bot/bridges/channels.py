@@ -20,10 +20,8 @@ import json
 import time
 from typing import Any, ClassVar
 
-import aiohttp
-
 from bot.config.bridges import FreqtradeBridge, HummingbotBridge, WebhookBridge
-from bot.notify.delivery import Call, Refused, http_error
+from bot.notify.delivery import Call, HttpSession, Refused, http_error
 from bot.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 
@@ -33,19 +31,10 @@ def basic_auth(username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {pair}"}
 
 
-class _Http:
+class _Http(HttpSession):
     def __init__(self, name: str, timeout_s: float) -> None:
+        super().__init__(timeout_s)
         self.name = name
-        self._timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-                headers={"User-Agent": "liqguard"},
-            )
-        return self._session
 
     async def request(
         self, url: str, body: Any = None, *, data: bytes | None = None, **kw: Any
@@ -63,10 +52,6 @@ class _Http:
                 return r.status, json.loads(text) if text else {}
             except ValueError:
                 return r.status, {}
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
 
 
 class FreqtradeChannel(_Http):

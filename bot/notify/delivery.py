@@ -13,6 +13,7 @@ other channel.
 - Channel: the protocol of a pager or bridge (`send(call) -> detail`, `close()`)
 - Delivery(channel, kind, journal, now_ms, limits, on_failure).submit / drain / close
 - http_error(status, text, retry_after): the exception for an HTTP answer that is no success
+- HttpSession: the lazy aiohttp session an HTTP channel (pager or bridge) posts through
 - FailureAlerts: the `on_failure` that tells every other channel (notifiers and pagers)
 """
 
@@ -66,6 +67,26 @@ def http_error(status: int, text: str, retry_after: str | None = None) -> Except
             wait_s = None
         return Retryable(message, wait_s)
     return Refused(message)
+
+
+class HttpSession:
+    """One aiohttp session per channel, made on first use (in the running loop)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                headers={"User-Agent": "liqguard"},
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
 
 
 @dataclass(frozen=True, slots=True)

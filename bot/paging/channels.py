@@ -19,12 +19,11 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import aiosmtplib
 
 from bot.config.paging import EmailConfig, OpsgenieConfig, PagerDutyConfig
 from bot.events import Severity
-from bot.notify.delivery import Call, Refused, Retryable, http_error
+from bot.notify.delivery import Call, HttpSession, Refused, Retryable, http_error
 
 PD_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
 ChartSource = Callable[[], Awaitable[bytes | None]]
@@ -45,22 +44,8 @@ def _page(call: Call) -> Page:
     return body if isinstance(body, Page) else Page("failure", call.summary)
 
 
-class _Http:
-    """One aiohttp session per channel, made on first use (in the running loop)."""
-
+class _Http(HttpSession):
     name = "http"
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout_s = timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-                headers={"User-Agent": "liqguard"},
-            )
-        return self._session
 
     async def post(
         self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -74,10 +59,6 @@ class _Http:
             except ValueError:
                 data = {}
             return r.status, data if isinstance(data, dict) else {}
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
 
 
 class PagerDutyChannel(_Http):
