@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from bot.sim.http import start_local
 
 
 class _Fake:
@@ -54,12 +55,7 @@ class _Fake:
     async def start(self) -> str:
         app = web.Application(middlewares=[self._middleware])
         self.routes(app)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await start_local(app, shutdown_timeout_s=0.1)
         return self.url
 
     async def close(self) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sim.http import start_local
+
 SEVERITIES = {"critical", "error", "warning", "info"}
 
 
@@ -43,12 +45,7 @@ class _HttpFake:
         raise NotImplementedError
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.app())
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await start_local(self.app())
         return self.url
 
     async def close(self) -> None:
