@@ -157,17 +157,9 @@ class HaOps:
     async def _serve(self, app: Any, which: str) -> None:
         listen = str(self.listen[which])
         field = f"{which}.listen"
-        host, port = parse_listen(listen, field)
-        try:
-            server = await http.serve(app, host, port)
-        except OSError as exc:
-            raise SetupError(
-                f"{field} {listen}: cannot listen there ({exc.strerror or exc}); "
-                "give another HOST:PORT"
-            ) from None
+        server, host, bound = await http.serve_listen(app, listen, field)
         self.servers.append(server)
-        bound = http.bound_port(server) or port
-        if port == 0:  # the leader's page comes back on the same port
+        if parse_listen(listen, field)[1] == 0:  # the leader's page comes back on the same port
             self.listen[which] = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
             shown = f"[{host}]" if ":" in host else host
             self.run.display.say(f"ha {which} on http://{shown}:{bound}/")

@@ -8,6 +8,7 @@
   The buttons need `Authorization: Bearer <token>` (the token from the
   environment; never in a URL, never logged); without a token configured the page is read-only.
 - serve(app, host, port): start it; the caller says where it listens.
+- serve_listen(app, listen, field): start it on a config's HOST:PORT, a taken one a SetupError.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any
 
 from aiohttp import web
 from loguru import logger
+
+from bot.app.errors import SetupError
+from bot.config.ops import parse_listen
 
 HTTP_PRESS = "http.press"  # a button pressed on the status page (the journal's kind)
 HTTP_REFUSED = "http.refused"  # a button press refused (no or wrong token)
@@ -204,6 +208,20 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     return runner
+
+
+async def serve_listen(
+    app: web.Application, listen: str, field: str
+) -> tuple[web.AppRunner, str, int]:
+    """Serve on the config field's HOST:PORT: (runner, host, the port bound)."""
+    host, port = parse_listen(listen, field)
+    try:
+        server = await serve(app, host, port)
+    except OSError as exc:
+        raise SetupError(
+            f"{field} {listen}: cannot listen there ({exc.strerror or exc}); give another HOST:PORT"
+        ) from None
+    return server, host, bound_port(server) or port
 
 
 def bound_port(runner: web.AppRunner) -> int:

@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app.errors import SetupError
 from bot.config.ops import parse_listen
 from bot.events import Event, FeedStatus, JournalKind, Liquidation, TradingState
 from bot.logs import register_secrets
@@ -106,17 +105,10 @@ class Ops:
         self.watchdog.start()
 
     async def _serve(self, app: web.Application, listen: str, field: str) -> str:
-        host, port = parse_listen(listen, field)
-        try:
-            server = await http.serve(app, host, port)
-        except OSError as exc:
-            raise SetupError(
-                f"{field} {listen}: cannot listen there ({exc.strerror or exc}); "
-                "give another HOST:PORT"
-            ) from None
+        server, host, bound = await http.serve_listen(app, listen, field)
         self.servers.append(server)
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{http.bound_port(server) or port}/"
+        return f"http://{shown}:{bound}/"
 
     async def close(self) -> None:
         if self.watchdog is not None:
