@@ -1,9 +1,21 @@
-"""Notifiers for tests that keep what the channels were handed (the console/Telegram stand-in)."""
+"""Notifiers for tests: one that tells nobody, ones that keep what the channels were handed."""
 
 from __future__ import annotations
 
 from bot.events import FeedStatus
 from bot.notify.format import render
+
+
+class Quiet:
+    """Tells nobody (a replay without the console's output)."""
+
+    name = "quiet"
+
+    async def notify(self, event: object) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
 
 class Told:

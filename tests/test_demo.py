@@ -25,19 +25,10 @@ from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
 from bot.sources.replay import merge
+from tests.recorders import Quiet
 
 DATA = Path(str(files("bot").joinpath("data")))
 DEMO = DATA / "demo.yaml"
-
-
-class Quiet:
-    name = "quiet"
-
-    async def notify(self, event: object) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 async def nobody() -> AsyncIterator[str]:

@@ -23,21 +23,12 @@ from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
 from bot.sources.replay import merge
+from tests.recorders import Quiet
 
 DATA = Path(str(files("bot").joinpath("data")))
 TAPE = DATA / "binance-btcusdt_2024-12-04_06.csv"
 PRICE_FILE = DATA / "BTCUSDT-5m_2024-12-04_06.csv"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "puts.yaml"
-
-
-class Quiet:
-    name = "quiet"
-
-    async def notify(self, event: object) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 async def _replay(journal: Path, settings: Settings) -> Runtime:

@@ -27,21 +27,12 @@ from bot.secrets import Secrets
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
 from bot.sources.replay import merge
+from tests.recorders import Quiet
 
 TAPE = Path(str(files("bot").joinpath("data", "binance-btcusdt_2024-12-04_06.csv")))
 PRICES_CSV = Path(str(files("bot").joinpath("data", "BTCUSDT-5m_2024-12-04_06.csv")))
 PRICES = read_prices(PRICES_CSV)
 DEMO = Path(str(files("bot").joinpath("data", "demo.yaml")))  # `liqguard run`'s book and policy
-
-
-class Quiet:
-    name = "quiet"
-
-    async def notify(self, event: object) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
 
 def _runtime(journal: Path | str, settings: Settings | None = None) -> Runtime:
