@@ -13,9 +13,10 @@ from rich.console import Console
 
 from bot.app.overrides import journaled
 from bot.cli import group
+from bot.cli.journal_view import reading_journal
 from bot.config import ConfigError, load_settings
 from bot.config.overrides import Overlay, diff_lines, replay
-from bot.journal import JournalError, SqlJournal, default_journal_url
+from bot.journal import JournalError
 from bot.notify.format import utc
 
 config_group = typer.Typer(
@@ -46,14 +47,8 @@ def diff(
         raise typer.Exit(2) from None
     source = str(path or "defaults")
     try:
-        url = default_journal_url(journal or file.journal.url)
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise JournalError(f"no journal at {url.removeprefix('sqlite:///')}; give --journal")
-        j = SqlJournal(url, readonly=True)  # beside a running bot: no lock, no write
-        try:
+        with reading_journal(journal, file.journal.url) as (j, _):
             rows = journaled(j)
-        finally:
-            j.close()
     except JournalError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None

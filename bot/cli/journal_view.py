@@ -1,14 +1,33 @@
-"""`liqguard journal`: one readable line per journaled step."""
+"""`liqguard journal`: one readable line per journaled step; reading_journal opens one to read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from bot.events import JournalKind as K
+from bot.journal import JournalError, SqlJournal, default_journal_url
 from bot.notify.format import usd, utc
+
+
+@contextmanager
+def reading_journal(
+    journal: str | None, configured: str | None
+) -> Iterator[tuple[SqlJournal, str]]:
+    """The journal of --journal (else the configured one) opened to read, and its URL."""
+    url = default_journal_url(journal or configured)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise JournalError(f"no journal at {url.removeprefix('sqlite:///')}; give --journal")
+    j = SqlJournal(url, readonly=True)  # beside a running bot: no lock, no write
+    try:
+        yield j, url
+    finally:
+        j.close()
 
 
 def describe(kind: str, p: dict[str, Any]) -> str:

@@ -24,13 +24,13 @@ from rich.panel import Panel
 
 from bot.app import runner
 from bot.cli import group as app
-from bot.cli.journal_view import print_journal
+from bot.cli.journal_view import print_journal, reading_journal
 from bot.cli.view import status_view, summary_view
 from bot.config import ConfigError, load_settings
 from bot.config.ops import HttpConfig, MetricsConfig
 from bot.config.settings import Settings
 from bot.config.template import TEMPLATE
-from bot.journal import JournalError, SqlJournal, default_journal_url
+from bot.journal import JournalError
 
 BUNDLED_TAPE = "binance-btcusdt_2024-12-04_06.csv"
 BUNDLED_PRICES = "BTCUSDT-5m_2024-12-04_06.csv"
@@ -177,14 +177,8 @@ def journal_cmd(
     """List the recent history of the journal, oldest first."""
     settings, _ = _settings(config)
     try:
-        url = default_journal_url(journal or settings.journal.url)
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise JournalError(f"no journal at {url.removeprefix('sqlite:///')}; give --journal")
-        j = SqlJournal(url, readonly=True)  # beside a running bot: no lock, no write
-        try:
+        with reading_journal(journal, settings.journal.url) as (j, url):
             print_journal(out, j.recent(limit=limit, kinds=kind or None), url)
-        finally:
-            j.close()
     except JournalError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None
