@@ -10,6 +10,17 @@ from bot.config.settings import Settings
 from bot.interfaces import Notifier
 from bot.secrets import Secrets
 
+# a pager's or bridge's delivery settings that give up within a test's patience
+FAST = {"retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
+# level 1 reduces, level 2 halts, both without asking: the ladder the pagers and bridges follow
+HALT_POLICY = {
+    "levels": {
+        1: [{"strategy": "halt", "params": {"state": "REDUCING"}, "approval": "auto"}],
+        2: [{"strategy": "halt", "params": {"state": "HALTED"}, "approval": "auto"}],
+    },
+    "calm": [],
+}
+
 
 def replay_runtime(
     tmp_path: Path, notifier: Notifier, identity: str, env: dict[str, str], **sections: Any

@@ -28,7 +28,7 @@ from bot.sim.paging import FakePagerDuty
 from bot.sources.files import open_tape
 from bot.sources.replay import replay_events
 from tests.recorders import Told
-from tests.runtimes import replay_runtime
+from tests.runtimes import FAST, HALT_POLICY, replay_runtime
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 FT_USER, FT_PASS = "freqtrader", "ft-pa55-0123456789"
@@ -42,14 +42,6 @@ ENV = {
     "HB_PASS": HB_PASS,
     "HOOK_SECRET": HOOK_SECRET,
     "PD_KEY": PD_KEY,
-}
-FAST = {"retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
-HALT_POLICY = {
-    "levels": {
-        1: [{"strategy": "halt", "params": {"state": "REDUCING"}, "approval": "auto"}],
-        2: [{"strategy": "halt", "params": {"state": "HALTED"}, "approval": "auto"}],
-    },
-    "calm": [],
 }
 
 

@@ -33,21 +33,13 @@ from bot.sim.paging import FakeOpsgenie, FakePagerDuty, FakeSmtp
 from bot.sources.files import open_tape
 from bot.sources.replay import replay_events
 from tests.recorders import Told
-from tests.runtimes import replay_runtime
+from tests.runtimes import FAST, HALT_POLICY, replay_runtime
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 PD_KEY = "pd-routing-key-0123456789abcdef"
 OG_KEY = "og-genie-key-fedcba9876543210"
 SMTP_USER, SMTP_PASSWORD = "desk-alerts", "smtp-pass-5up3r-s3cr3t"
 ENV = {"PD_KEY": PD_KEY, "OG_KEY": OG_KEY, "SMTP_USER": SMTP_USER, "SMTP_PASS": SMTP_PASSWORD}
-FAST = {"retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 5}
-HALT_POLICY = {
-    "levels": {
-        1: [{"strategy": "halt", "params": {"state": "REDUCING"}, "approval": "auto"}],
-        2: [{"strategy": "halt", "params": {"state": "HALTED"}, "approval": "auto"}],
-    },
-    "calm": [],
-}
 
 
 @dataclass
