@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.app.live import create_live_sources
 from bot.app.wiring import Runtime, build
+from bot.events import FeedStatus
 from bot.sim.localexchange import local_secrets
 from bot.sources.feeds import MergedSources, merged_sources
 from tests.recorders import RenderedTold
@@ -62,6 +63,16 @@ class Run:
 
     def feed(self, name: str = "binance") -> dict[str, Any]:
         return dict(self.orch.status()["feeds"].get(name, {}))
+
+    async def until_blind(
+        self, name: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[FeedStatus]]:
+        """Once the feed is blind: its status, its journaled feed rows, the alerts not `live`."""
+        await until(lambda: self.feed(name).get("state") == "blind")
+        await self.orch.notifier.flush()
+        feed = self.feed(name)
+        rows = [r for r in self.rows("feed") if r["venue"] == name]
+        return feed, rows, [s for s in self.told.feeds() if s.state != "live"]
 
 
 @asynccontextmanager

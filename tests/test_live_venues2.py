@@ -73,11 +73,7 @@ async def test_htx_refused_subscription_is_blind_with_its_reason_journaled_and_t
         ws = f"ws://127.0.0.1:{port}/linear-swap-notification"
         settings = venue_settings({"htx": local(ws, symbols=["NOPE-USDT"])})
         async with running(tmp_path, settings, ["htx"]) as run:
-            await until(lambda: run.feed("htx").get("state") == "blind")
-            await run.orch.notifier.flush()
-            feed = run.feed("htx")
-            rows = [r for r in run.rows("feed") if r["venue"] == "htx"]
-            told = [s for s in run.told.feeds() if s.state != "live"]
+            feed, rows, told = await run.until_blind("htx")
             requests = len(server.subscribe_requests)
     reason = f"HTX refused {topic}: err-code 2011: invalid topic"
     assert reason in feed["detail"]
@@ -94,11 +90,7 @@ async def test_bitget_error_event_is_blind_with_its_reason(tmp_path: Path) -> No
         ws = f"ws://127.0.0.1:{port}/v3/ws/public"
         settings = venue_settings({"bitget": local(ws)})
         async with running(tmp_path, settings, ["bitget"]) as run:
-            await until(lambda: run.feed("bitget").get("state") == "blind")
-            await run.orch.notifier.flush()
-            feed = run.feed("bitget")
-            rows = [r for r in run.rows("feed") if r["venue"] == "bitget"]
-            told = [s for s in run.told.feeds() if s.state != "live"]
+            feed, rows, told = await run.until_blind("bitget")
     reason = "Bitget refused usdc-futures liquidation: code 30001: instType:usdc-futures"
     assert reason in feed["detail"] and reason in rows[-1]["detail"]
     assert len(told) == 1 and reason in told[0].detail

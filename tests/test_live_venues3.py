@@ -129,11 +129,7 @@ async def test_hyperliquid_refused_accounts_subscription_is_blind_with_its_reaso
             {"hyperliquid": {"accounts": [FUND, FUND2], "endpoints": endpoints}}
         )
         async with running(tmp_path, settings, ["hyperliquid"]) as run:
-            await until(lambda: run.feed("hyperliquid-accounts").get("state") == "blind")
-            await run.orch.notifier.flush()
-            feed = run.feed("hyperliquid-accounts")
-            rows = [r for r in run.rows("feed") if r["venue"] == "hyperliquid-accounts"]
-            told = [s for s in run.told.feeds() if s.state != "live"]
+            feed, rows, told = await run.until_blind("hyperliquid-accounts")
             refusals = server.refusals
     reason = "Hyperliquid refused the subscription: Cannot track more than 1 total users."
     assert reason in feed["detail"] and reason in rows[-1]["detail"]
