@@ -58,6 +58,15 @@ def local(ws: str, **kw: Any) -> dict[str, Any]:
     return {"endpoints": {"ws": ws, "allow_insecure": True}, **kw}
 
 
+def hyperliquid_endpoints(port: int) -> dict[str, Any]:
+    """The local Hyperliquid's REST (info) and WebSocket endpoints."""
+    return {
+        "rest": f"http://127.0.0.1:{port}",
+        "ws": f"ws://127.0.0.1:{port}/ws",
+        "allow_insecure": True,
+    }
+
+
 def running(tmp_path: Path, settings: Any, names: list[str]) -> AbstractAsyncContextManager[Run]:
     return live_run(tmp_path, settings, names, mode="paper", identity="venues2")
 
@@ -135,11 +144,7 @@ async def test_hyperliquid_accounts_through_ccxt_and_the_local_fake() -> None:
     old = hyperliquid_fill("BTC", "A", "90000.0", "1.0", T, 1, FUND)
     server.history[FUND] = [old]  # a liquidation of last year, in the snapshot
     async with serve(server.app) as port:
-        endpoints = {
-            "rest": f"http://127.0.0.1:{port}",
-            "ws": f"ws://127.0.0.1:{port}/ws",
-            "allow_insecure": True,
-        }
+        endpoints = hyperliquid_endpoints(port)
         settings = load_settings(
             overrides={
                 "exchanges": {

@@ -30,7 +30,14 @@ from bot.sim.localexchange.hyperliquid import LocalHyperliquid
 from bot.sources.feeds import FeedBook
 from bot.sources.refusals import refusal
 from tests.live_tools import WAIT_S, now_ms, until
-from tests.test_live_venues2 import FUND, FUND2, local, running, venue_settings
+from tests.test_live_venues2 import (
+    FUND,
+    FUND2,
+    hyperliquid_endpoints,
+    local,
+    running,
+    venue_settings,
+)
 
 
 def scrape(run_orch: object, journal: object) -> str:
@@ -120,11 +127,7 @@ async def test_hyperliquid_refused_accounts_subscription_is_blind_with_its_reaso
 ) -> None:
     server = LocalHyperliquid(max_users=1)  # the venue's limit is 10 users; 1 here
     async with serve(server.app) as port:
-        endpoints = {
-            "rest": f"http://127.0.0.1:{port}",
-            "ws": f"ws://127.0.0.1:{port}/ws",
-            "allow_insecure": True,
-        }
+        endpoints = hyperliquid_endpoints(port)
         settings = venue_settings(
             {"hyperliquid": {"accounts": [FUND, FUND2], "endpoints": endpoints}}
         )
