@@ -143,15 +143,17 @@ class FakeOpsgenie(_HttpFake):
             status=status,
         )
 
-    def _authorized(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == f"GenieKey {self.api_key}"
+    async def _admit(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """The recorded body, and the answer instead (an injected failure, else a wrong key)."""
+        body, failed = await self._record(request)
+        if failed is None and request.headers.get("Authorization") != f"GenieKey {self.api_key}":
+            failed = web.json_response({"message": "Could not authenticate"}, status=401)
+        return body, failed
 
     async def _create(self, request: web.Request) -> web.Response:
-        body, failed = await self._record(request)
+        body, failed = await self._admit(request)
         if failed is not None:
             return failed
-        if not self._authorized(request):
-            return web.json_response({"message": "Could not authenticate"}, status=401)
         message = body.get("message")
         if not message or len(message) > 130:
             return web.json_response({"message": "Message can not be empty or > 130"}, status=422)
@@ -166,11 +168,9 @@ class FakeOpsgenie(_HttpFake):
         return self._answer()
 
     async def _close(self, request: web.Request) -> web.Response:
-        _, failed = await self._record(request)
+        _, failed = await self._admit(request)
         if failed is not None:
             return failed
-        if not self._authorized(request):
-            return web.json_response({"message": "Could not authenticate"}, status=401)
         if request.query.get("identifierType") != "alias":
             return web.json_response({"message": "identifierType alias expected"}, status=422)
         alert = self.alerts.get(request.match_info["identifier"])
