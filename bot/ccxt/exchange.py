@@ -90,7 +90,8 @@ def _tapped_class(base: type) -> type:
         def get_exceptions_by_url(self, url: str | None, exact_or_broad: str) -> Any:
             # Binance picks the futures error table by host; an overridden host loses it
             prefix = self.futures_error_prefix
-            if prefix and url and url.startswith(prefix) and "/fapi/" in url:
+            ws_api = self.id == "binanceusdm" and url is not None and "/ws-fapi/" in url
+            if ws_api or (prefix and url and url.startswith(prefix) and "/fapi/" in url):
                 table = self.exceptions.get("linear", {})
                 return table.get(exact_or_broad, {})
             return super().get_exceptions_by_url(url, exact_or_broad)
@@ -192,6 +193,8 @@ def make_exchange(
             exchange.futures_error_prefix = cfg.endpoints.rest.rstrip("/")
     if cfg.endpoints.ws is not None:
         _set_ws(exchange, ccxt_id, cfg.endpoints.ws)
+    if cfg.endpoints.ws_api is not None and ccxt_id == "binanceusdm":
+        exchange.urls["api"]["ws"]["ws-api"]["linear"] = cfg.endpoints.ws_api
     if markets is not None:
         exchange.set_markets(list(markets.values()) if isinstance(markets, dict) else markets)
     if exchange.options.get("maxRetriesOnFailure", 0) != 0:
