@@ -62,9 +62,10 @@ TRANSPORTS = ("rest", "websocket")
 STAGES = (
     ("tap", "frame -> our raw tap (ccxt.pro)"),
     ("parsed", "tap -> parsed, queued (streams)"),
-    ("detector_in", "queued -> detector (merge, feeds)"),
+    ("detector_in", "queued -> detector (earlier frames)"),
     ("detected", "detector.on_liquidation"),
-    ("planned", "detected -> plan (account, strategy)"),
+    ("account", "detected -> account (broker.portfolio)"),
+    ("planned", "account -> plan (strategy)"),
     ("committed", "plan -> journal commit (risk, ids)"),
     ("submit", "commit -> broker.submit"),
     ("create", "submit -> ccxt create_order call"),
@@ -149,9 +150,10 @@ def instrument(
     on_liquidation = detector.on_liquidation
 
     def timed_detector(liq: Any) -> Any:
-        marks.add("detector_in")
+        t_in = time.perf_counter_ns()
         out = on_liquidation(liq)
-        if any(isinstance(e, Anomaly) for e in out):
+        if any(isinstance(e, Anomaly) for e in out):  # the crossing event's own entry
+            marks.marks.append((t_in, "detector_in"))
             marks.add("detected")
         return out
 
@@ -185,6 +187,14 @@ def instrument(
         return await submit(intent, client_id)
 
     broker.submit = timed_submit
+    portfolio = broker.portfolio
+
+    async def timed_portfolio() -> Any:
+        out = await portfolio()
+        marks.add("account")
+        return out
+
+    broker.portfolio = timed_portfolio
     for name in ("create_order", "create_order_ws"):
         original = getattr(broker.exchange, name)
 
@@ -320,7 +330,7 @@ async def _bench(
 def stage_times(r: dict[str, Any], marks: list[tuple[int, str]]) -> dict[str, int] | None:
     """Each stage's time (ns) for one reaction: the first mark of each tag, in stage order."""
     sent, arrived = r["sent_ns"], r["arrived_ns"]
-    inside = [(t, tag) for t, tag in marks if sent <= t <= arrived]
+    inside = sorted((t, tag) for t, tag in marks if sent <= t <= arrived)
     out: dict[str, int] = {}
     prev, k = sent, 0
     for tag, _label in STAGES[:-1]:
