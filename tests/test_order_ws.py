@@ -66,6 +66,7 @@ async def test_order_goes_once_over_the_websocket_with_client_id_and_reduce_only
     server.set_position("BTCUSDT", 0.5, 90_000.0)
     async with ws_broker(server) as broker:
         await broker.portfolio()  # the account read also dials the order socket
+        await broker.open_order_socket()  # connected (the same socket: not dialled twice)
         result = await broker.submit(intent(amount=0.2), "lgws1-0")
     assert result.status == "filled" and result.fills[0].amount == 0.2
     assert result.fills[0].price == server.marks["BTCUSDT"]
@@ -83,6 +84,7 @@ async def test_answer_lost_is_looked_up_by_client_id_not_sent_again() -> None:
     server.set_position("BTCUSDT", 0.5)
     server.ws_api_silent_next = 1  # accepted; its answer never comes
     async with ws_broker(server, timeout_s=0.3) as broker:
+        await broker.open_order_socket()
         result = await broker.submit(intent(amount=0.1), "lgwst-0")
     assert len(placed(server)) == 1  # one order.place, then a lookup
     assert len(server.orders_with_client_id("lgwst-0")) == 1
@@ -95,6 +97,7 @@ async def test_answer_lost_is_looked_up_by_client_id_not_sent_again() -> None:
 async def test_venue_refusal_over_the_websocket_is_a_rejection() -> None:
     server = LocalBinance()  # no position: a reduce-only sell is refused (-2022)
     async with ws_broker(server) as broker:
+        await broker.open_order_socket()
         result = await broker.submit(intent(), "lgwsr-0")
     assert result.status == "rejected" and not result.retryable
     assert result.error.startswith("InvalidOrder") and "-2022" in result.error
@@ -112,6 +115,18 @@ async def test_stops_stay_on_rest_and_rest_is_the_default() -> None:
     assert sold.status == "filled" and len(server.order_requests()) == 2
     assert placed(server) == []
     assert VenueConfig().order_transport == "rest"
+
+
+async def test_a_socket_not_up_sends_that_order_over_rest_and_redials() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5)
+    async with ws_broker(server) as broker:
+        first = await broker.submit(intent(amount=0.1), "lgwsd-0")  # never dialled: REST
+        await broker.open_order_socket()  # dialled by that first order, now up
+        second = await broker.submit(intent(amount=0.1), "lgwsd-1")
+    assert first.status == second.status == "filled"
+    assert [r[3]["newClientOrderId"] for r in server.order_requests()] == ["lgwsd-0"]
+    assert [p["newClientOrderId"] for p in placed(server)] == ["lgwsd-1"]
 
 
 def test_websocket_transport_is_binance_only() -> None:

@@ -203,24 +203,35 @@ class CcxtBroker(CcxtAccount):
         self.open_order_socket()  # with every account read: up again soon after a drop
         return await super().refresh(all_symbols)
 
-    def open_order_socket(self) -> None:
+    def open_order_socket(self) -> asyncio.Future[Any] | None:
         """Dial Binance's WebSocket API ahead of the first order (and again after a drop), so
-        no order waits for a handshake; nothing for REST."""
+        no order waits for a handshake; None for REST. The future is done once connected."""
         ex = self.exchange
         if self.order_transport != "websocket" or ex.id != "binanceusdm":
-            return
+            return None
         ex.open()  # ccxt's aiohttp session, as its own watch() does
-        ex.client(ex.urls["api"]["ws"]["ws-api"]["linear"]).connect(ex.session, 0)
+        connected: asyncio.Future[Any] = ex.client(self._ws_api_url()).connect(ex.session, 0)
+        return connected
+
+    def _ws_api_url(self) -> str:
+        return str(self.exchange.urls["api"]["ws"]["ws-api"]["linear"])
 
     def _over_websocket(self, ex: Any, intent: OrderIntent) -> bool:
         """Whether this create goes as `order.place` on Binance's WebSocket API: plain orders
-        on the perps account (stops are algo orders: REST)."""
-        return (
+        on the perps account (stops are algo orders: REST), while the socket is up; a socket
+        down sends this order over REST (nothing went out on it) and is dialled again."""
+        if not (
             self.order_transport == "websocket"
             and ex is self.exchange
             and ex.id == "binanceusdm"
             and intent.kind != "stop"
-        )
+        ):
+            return False
+        client = ex.clients.get(self._ws_api_url())
+        if client is None or client.closed():
+            self.open_order_socket()
+            return False
+        return True
 
     async def _create(
         self,
