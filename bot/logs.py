@@ -118,6 +118,8 @@ def setup_logging(level: str = "INFO", json_file: str | None = None, stream: Any
             backtrace=False,
             diagnose=False,
         )
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # stdlib records below the sinks' level are not even made: ccxt formats every request and
+    # response (the whole body) for a debug line, ~30 us each on the order's path
+    logging.basicConfig(handlers=[_InterceptHandler()], level=logger.level(level).no, force=True)
     for name, lib_level in _QUIET.items():
         logging.getLogger(name).setLevel(lib_level)

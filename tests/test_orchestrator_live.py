@@ -76,6 +76,7 @@ async def test_paper_on_live_streams_with_the_wall_clock(tmp_path: Path) -> None
         "expire",
         "heartbeat",
         "status",
+        "freeze-heap",  # once, after start-up
     }
     await rt.close()
 

@@ -210,6 +210,7 @@ def create_ccxt_broker(
         watch_symbols=cfg.symbols,
         # a lost create may land until its recvWindow ends (+1 s for the clocks' skew)
         accept_window_s=max(windows_ms) / 1000 + 1.0,
+        order_transport=cfg.order_transport,
     )
 
 

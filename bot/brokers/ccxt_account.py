@@ -58,6 +58,7 @@ class CcxtAccount:
         refresh_delay_s: float = 0.25,
         accept_window_s: float = 6.0,
         price_max_age_s: float = 2.0,
+        order_transport: str = "rest",
     ) -> None:
         self.venue = venue
         self.name = exchange.id
@@ -82,6 +83,7 @@ class CcxtAccount:
         self.refresh_delay_s = refresh_delay_s
         self._dirty_handle: asyncio.TimerHandle | None = None  # a refresh is due after orders
         self.creates_sent = 0  # create requests sent (tests and status)
+        self.order_transport = order_transport  # "rest" | "websocket" (Binance perps only)
         self._keepers = {
             id(e): MarketsKeeper(e, markets_refresh_s)
             for e in (exchange, options_exchange)

@@ -45,7 +45,7 @@ from bot.ccxt.exchange import (
     describe_error,
 )
 from bot.config.venues import config_venue, venue_label
-from bot.events import OUTCOME_UNKNOWN, OpenOrder, OrderIntent, OrderResult, Position
+from bot.events import OUTCOME_UNKNOWN, OpenOrder, OrderIntent, OrderResult, Portfolio, Position
 
 __all__ = ["STABLES", "CcxtBroker", "OnRejected", "Reconciliation"]
 
@@ -172,9 +172,7 @@ class CcxtBroker(CcxtAccount):
                 sent_s = time.monotonic()
                 try:
                     self.creates_sent += 1
-                    order = await ex.create_order(
-                        market["symbol"], otype, intent.side, amount, price, params
-                    )
+                    order = await self._create(ex, market, otype, intent, amount, price, params)
                 except Exception as exc:
                     if classify_error(exc) is not ErrorKind.RETRYABLE:
                         if isinstance(exc, ccxt.BaseError):
@@ -200,6 +198,64 @@ class CcxtBroker(CcxtAccount):
             raise AssertionError("unreachable")
         finally:
             self._refresh_soon()
+
+    async def refresh(self, all_symbols: bool = False) -> Portfolio:
+        self.open_order_socket()  # with every account read: up again soon after a drop
+        return await super().refresh(all_symbols)
+
+    def open_order_socket(self) -> asyncio.Future[Any] | None:
+        """Dial Binance's WebSocket API ahead of the first order (and again after a drop), so
+        no order waits for a handshake; None for REST. The future is done once connected."""
+        ex = self.exchange
+        if self.order_transport != "websocket" or ex.id != "binanceusdm":
+            return None
+        ex.open()  # ccxt's aiohttp session, as its own watch() does
+        connected: asyncio.Future[Any] = ex.client(self._ws_api_url()).connect(ex.session, 0)
+        return connected
+
+    def _ws_api_url(self) -> str:
+        return str(self.exchange.urls["api"]["ws"]["ws-api"]["linear"])
+
+    def _over_websocket(self, ex: Any, intent: OrderIntent) -> bool:
+        """Whether this create goes as `order.place` on Binance's WebSocket API: plain orders
+        on the perps account (stops are algo orders: REST), while the socket is up; a socket
+        down sends this order over REST (nothing went out on it) and is dialled again."""
+        if not (
+            self.order_transport == "websocket"
+            and ex is self.exchange
+            and ex.id == "binanceusdm"
+            and intent.kind != "stop"
+        ):
+            return False
+        client = ex.clients.get(self._ws_api_url())
+        if client is None or client.closed():
+            self.open_order_socket()
+            return False
+        return True
+
+    async def _create(
+        self,
+        ex: Any,
+        market: dict[str, Any],
+        otype: str,
+        intent: OrderIntent,
+        amount: float,
+        price: float | None,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One create request, over REST or the WebSocket API; the same client id, params
+        (reduce-only) and answer either way. ccxt's websocket call has no deadline of its own:
+        past the REST timeout it is a lost create (looked up by client id, never re-sent blind)."""
+        symbol = market["symbol"]
+        if not self._over_websocket(ex, intent):
+            return await ex.create_order(symbol, otype, intent.side, amount, price, params)
+        call = ex.create_order_ws(symbol, otype, intent.side, amount, price, params)
+        try:
+            return await asyncio.wait_for(call, ex.timeout / 1000)
+        except TimeoutError:
+            raise ccxt.RequestTimeout(
+                f"{ex.id} order.place: no answer within {ex.timeout / 1000:g} s"
+            ) from None
 
     async def _after_lost_create(
         self, intent: OrderIntent, client_id: str, exc: BaseException, sent_s: float

@@ -85,13 +85,18 @@ class EndpointsConfig(BaseModel):
 
     rest: str | None = Field(default=None, description="e.g. http://127.0.0.1:8080")
     ws: str | None = Field(default=None, description="e.g. ws://127.0.0.1:8080/ws")
+    ws_api: str | None = Field(
+        default=None,
+        description="Binance: the WebSocket API that takes orders (order_transport: websocket), "
+        "e.g. ws://127.0.0.1:8080/ws-fapi/v1",
+    )
     allow_insecure: bool = Field(
         default=False, description="permit http:// and ws:// (only for local test servers)"
     )
 
     @model_validator(mode="after")
     def _secure_unless_told(self) -> EndpointsConfig:
-        for name in ("rest", "ws"):
+        for name in ("rest", "ws", "ws_api"):
             url = getattr(self, name)
             if url is None:
                 continue
@@ -124,6 +129,11 @@ class VenueConfig(BaseModel):
         description="the venue's paper venue: Binance demo trading, sandbox elsewhere",
     )
     endpoints: EndpointsConfig = Field(default_factory=EndpointsConfig)
+    order_transport: Literal["rest", "websocket"] = Field(
+        default="rest",
+        description="Binance: send orders over REST, or as `order.place` on the WebSocket API "
+        "(one socket kept open; see docs/performance.md)",
+    )
     markets_refresh_s: float = Field(default=86_400.0, gt=0, description="reload markets")
     request_timeout_s: float = Field(default=10.0, gt=0, description="one REST call, at most")
     connect_timeout_s: float = Field(
@@ -247,6 +257,12 @@ class ExchangesConfig(BaseModel):
                 raise ValueError(
                     f"{field_name}: {chosen!r} is a liquidation source only, liqguard does "
                     f"not trade there; use one of {', '.join(CCXT_IDS)}"
+                )
+        for name, cfg in self.venues.items():
+            if cfg.order_transport == "websocket" and name != "binance":
+                raise ValueError(
+                    f"venues.{name}.order_transport: 'websocket' is for Binance USD-M only "
+                    "(its WebSocket API); use 'rest'"
                 )
         return self
 

@@ -7,6 +7,8 @@ Contents:
   and API key checked; Binance error codes (-2019, -2022, -2015, -1022, -2013, -4116)
 - WS: `/market/ws/<n>` and `/ws`: SUBSCRIBE acks; `play()` pushes forceOrder frames to the
   `!forceOrder@arr` subscribers; `drop()` cuts every socket
+- WebSocket API `/ws-fapi/v1` (binance_wsapi): `order.place`, signed in its params, the same
+  order book-keeping and error codes as REST
 - faults: `die()` / `revive()` (a venue that goes down and refuses sockets); see also
   faults.silent_tcp (accepts, never answers) and faults.restamp (stale or fresh frames)
 - knobs: `delay_next_orders` (accept, then answer late: a timeout after acceptance),
@@ -33,6 +35,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from bot.sim.localexchange.binance_account import AccountReads, BinanceError, Position
+from bot.sim.localexchange.binance_wsapi import WsApi
 
 SNAPSHOT = Path(__file__).resolve().parent / "binanceusdm_markets_snapshot.json"
 
@@ -49,7 +52,7 @@ class ServerLog:
     frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (t_ns, message)
 
 
-class LocalBinance(AccountReads):
+class LocalBinance(AccountReads, WsApi):
     """State and handlers; `app` is the aiohttp application to serve."""
 
     def __init__(self, api_key: str = "test-key", api_secret: str = "test-secret") -> None:
@@ -66,6 +69,8 @@ class LocalBinance(AccountReads):
         self.slow_next_orders: list[float] = []  # seconds before the next creates are accepted
         self.fail_next_orders_with: list[int] = []  # Binance error codes
         self.http_errors: dict[str, list[int]] = {}  # path -> HTTP statuses, before any effect
+        self.ws_api_silent_next = 0  # WebSocket API: answers swallowed (binance_wsapi)
+        self.ws_api_requests: list[tuple[int, str, dict[str, str]]] = []
         self._ids = itertools.count(1000)
         self.sockets: set[web.WebSocketResponse] = set()
         self.dead = False  # die(): websockets refused until revive()
@@ -163,6 +168,7 @@ class LocalBinance(AccountReads):
         r = app.router
         r.add_get("/ws", self._ws)
         r.add_get("/market/ws/{n}", self._ws)
+        r.add_get("/ws-fapi/v1", self._ws_api)
         r.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
         r.add_get("/fapi/v1/time", self._time)
         r.add_get("/fapi/v1/leverageBracket", self._brackets)
@@ -266,7 +272,11 @@ class LocalBinance(AccountReads):
             pos.entry_price = 0.0
 
     async def _create_order(self, request: web.Request) -> web.Response:
-        p = await self._signed(request)
+        return self._json(self._public(await self.place_order(await self._signed(request))))
+
+    async def place_order(self, p: dict[str, str]) -> dict[str, Any]:
+        """One signed create (REST `POST /fapi/v1/order` or WebSocket API `order.place`): the
+        order as kept here (with `arrived_ns`), or BinanceError."""
         if self.slow_next_orders:  # in flight: accepted later, if still within recvWindow
             await asyncio.sleep(self.slow_next_orders.pop(0))
         now_ms = int(time.time() * 1000)
@@ -331,7 +341,7 @@ class LocalBinance(AccountReads):
         self.orders.append(order)
         if self.delay_next_orders:  # accepted above; the answer comes late
             await asyncio.sleep(self.delay_next_orders.pop(0))
-        return self._json(self._public(order))
+        return order
 
     @staticmethod
     def _public(order: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 POST /_ctl/position {symbol, amount, entry_price?}; GET /_ctl/subscribed (waits);
 GET /_ctl/subscribers (how many sockets are open now);
-POST /_ctl/bursts {bursts: [[msg, ...], ...], wait_order_s, gap_s}: plays each burst, waits
-for the order it should trigger, returns [{sent_ns, arrived_ns, client_id}] (the send time of
-each burst's LAST frame, the one that crosses the threshold); GET /_ctl/orders.
+POST /_ctl/bursts {bursts: [[msg, ...], ...], wait_order_s, gap_s, restamp}: plays each burst,
+waits for the order it should trigger, returns [{sent_ns, arrived_ns, client_id}] (the send time
+of each burst's LAST frame, the one that crosses the threshold); with `restamp`, each frame
+carries its send time (E, o.T: wall ms), as a live venue's would; GET /_ctl/orders.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ def add_control(server: LocalBinance) -> None:
     async def bursts(request: web.Request) -> web.Response:
         body = await request.json()
         wait_s = float(body.get("wait_order_s", 3.0))
+        restamp = bool(body.get("restamp", False))
         out: list[dict[str, Any]] = []
         for burst in body["bursts"]:
             before = len(server.orders)
             server.order_arrived.clear()
             for msg in burst[:-1]:
-                await _send(server, msg)
-            sent_ns = await _send(server, burst[-1])
+                await _send(server, _now(msg) if restamp else msg)
+            sent_ns = await _send(server, _now(burst[-1]) if restamp else burst[-1])
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(server.order_arrived.wait(), wait_s)
             new = server.orders[before:]
@@ -71,6 +73,11 @@ def add_control(server: LocalBinance) -> None:
     r.add_get("/_ctl/orders", orders)
     r.add_get("/_ctl/subscribers", subscribers)
     r.add_post("/_ctl/bursts", bursts)
+
+
+def _now(msg: dict[str, Any]) -> dict[str, Any]:
+    now_ms = time.time_ns() // 1_000_000
+    return {**msg, "E": now_ms, "o": {**msg["o"], "T": now_ms}}
 
 
 async def _send(server: LocalBinance, msg: dict[str, Any]) -> int:
