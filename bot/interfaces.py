@@ -7,6 +7,8 @@
 - Notifier: tell people what happened (console, telegram, webhook)
 - Journal: every step, durably, so a restart resumes (bot.journal: SqlJournal, MemoryJournal)
 - PaperMarket: the simulated account a paper run drives on the price path (the paper broker)
+- ReactionRecorder: the stage times of each order sent for a live anomaly (bot.ops.metrics);
+  none by default, and then no stamp is taken
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ class Broker(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class ReactionRecorder(Protocol):
+    def reaction(
+        self, received_ns: int, detected_ns: int, committed_ns: int, submitted_ns: int,
+        answered_ns: int,
+    ) -> None:  # fmt: skip
+        """One order's time.perf_counter_ns stamps: the orchestrator took the liquidation, the
+        detector answered, the journal committed, the broker was called, the venue answered."""
+        ...
 
 
 class Approver(Protocol):

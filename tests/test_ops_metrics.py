@@ -3,6 +3,8 @@ checked against the journal and the orchestrator at the moment of the scrape."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -11,15 +13,22 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.app.live import create_live_sources
 from bot.app.wiring import Runtime, build
 from bot.clock import SimClock
+from bot.config.ops import MetricsConfig
 from bot.config.settings import Settings
 from bot.events import FeedStatus, JournalKind, Liquidation
 from bot.ops.service import Ops
 from bot.secrets import Secrets
+from bot.sim.localexchange import local_secrets, serve
+from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.tapes import tape_messages
 from bot.sources.files import open_tape
 from bot.sources.prices import read_prices
 from bot.sources.replay import merge, replay_events
+from bot.sources.venues import parse_raw_message
+from tests.test_live_e2e import THRESHOLD_USD, _at, settings_for
 
 DATA = Path(str(files("bot").joinpath("data")))
 TAPE = DATA / "binance-btcusdt_2024-12-04_06.csv"
@@ -164,3 +173,65 @@ async def test_a_blind_feed_shows_in_its_state_and_silence(tmp_path: Path) -> No
     assert got[("liqguard_feed_reconnects", (("venue", "binance"),))] == 3
     journaled = by(got, "liqguard_journal_rows_total", "kind")
     assert journaled.get(("feed",)) == 1
+
+
+def three_levels() -> list[dict[str, Any]]:
+    """Tape messages up to the one whose running sum crosses 4 x the threshold: levels 1-3."""
+    messages, total_usd = [], 0.0
+    for msg in tape_messages(TAPE, 400):
+        messages.append(msg)
+        total_usd += sum(liq.notional_usd for liq in parse_raw_message(msg))
+        if total_usd >= 4 * THRESHOLD_USD:
+            return messages
+    raise AssertionError("the tape never crosses 4 x the threshold")
+
+
+async def test_reaction_stages_count_every_order_of_a_live_run(tmp_path: Path) -> None:
+    """Live against the local Binance, metrics on: each order sent for an anomaly of the stream
+    is one observation of every stage (values are times: only their presence is checked)."""
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.8, 96_000.0)
+    server.set_position("ETHUSDT", -8.0, 3_600.0)  # the cascade's later levels cut shorts
+    secrets = local_secrets()
+    async with serve(server.app) as port:
+        live = settings_for(port)
+        settings = live.model_copy(update={"metrics": MetricsConfig(listen="127.0.0.1:0")})
+        rt = build(
+            settings,
+            secrets,
+            mode="live",
+            identity="ops-reaction-test",
+            journal_url=str(tmp_path / "journal.sqlite"),
+            approvals="auto",
+            notifiers=[],
+        )
+        ops = Ops(rt, lambda _text: None, env={})
+        await ops.start()
+        source = create_live_sources(settings, secrets, ["binance"])[0]
+        runner = asyncio.create_task(rt.orchestrator.run(source.events()))
+        try:
+            await asyncio.wait_for(server.subscribed.wait(), 10)
+            now_ms = time.time_ns() // 1_000_000  # fresh frames: stale ones never trade
+            await server.play([_at(m, now_ms + k) for k, m in enumerate(three_levels())])
+            results: list[Any] = []
+            for _ in range(1000):  # a live run has no end to await: its three answers
+                results = rt.journal.find(kinds=[JournalKind.ORDER_RESULT])
+                if len(results) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            rt.journal.flush()
+            sent = rt.journal.find(kinds=[JournalKind.ORDER_SENT])
+            url = ops.urls["metrics"] + "metrics"
+            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+                got = samples(await resp.text())
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await source.close()
+            await ops.close()
+            await rt.close()
+    assert len(results) == len(sent) == len(server.orders) == 3  # one per level
+    for stage in ("detect", "commit", "submit", "venue", "total"):
+        key = (("stage", stage),)
+        assert got[("liqguard_reaction_seconds_count", key)] == len(sent), stage
+        assert got[("liqguard_reaction_seconds_sum", key)] > 0, stage

@@ -9,6 +9,10 @@ broker by its client id before anything is sent again.
 Durability: `log` stages rows; they are committed (one transaction) before anything that
 waits on the outside world: an order (lookup or submit), a person, a TWAP sleep, the end.
 So the `order_sent` row, with everything that led to it, is on disk before the request leaves.
+
+Reaction stages (only with a `reactions` recorder, i.e. metrics served): an action spawned for a
+live anomaly carries the orchestrator's receive and detect stamps in `stamps`; each of its
+orders adds commit, submit and answer stamps (perf_counter_ns) and is recorded once answered.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from time import perf_counter_ns
 from typing import Any
 
 from loguru import logger
@@ -37,7 +42,7 @@ from bot.events import (
     TradingState,
     journaled_outcome_unknown,
 )
-from bot.interfaces import Approver, Broker, Clock, Journal, Notifier
+from bot.interfaces import Approver, Broker, Clock, Journal, Notifier, ReactionRecorder
 from bot.journal import to_payload
 from bot.risk import RiskGate
 
@@ -72,6 +77,8 @@ class ActionExecutor:
         # longer knows was never placed in this timeline, and is placed again (same client id).
         self.rewinds = rewinds
         self.asking: dict[str, tuple[ApprovalRequest, asyncio.Task[Decision]]] = {}
+        self.reactions: ReactionRecorder | None = None
+        self.stamps: dict[str, tuple[int, int]] = {}  # action id -> (received_ns, detected_ns)
 
     def log(self, kind: JournalKind, obj: Any, key: str | None = None, **extra: Any) -> bool:
         """Stage one row; the next flush (see the module doc) commits it with its neighbours.
@@ -86,6 +93,7 @@ class ActionExecutor:
     async def execute(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> str:
         """Run the action to its end; return its final status (also journaled)."""
         aid = action.action_id
+        stamps = self.stamps.pop(aid, None) if self.stamps else None
         decision = await self._decide(action)
         if not decision.approved:
             status = "rejected" if decision.by != "timeout" else "expired"
@@ -100,6 +108,7 @@ class ActionExecutor:
             if intent.not_before_ms is not None and intent.not_before_ms > self.clock.now_ms():
                 self.journal.flush()
                 await self.clock.sleep_until(intent.not_before_ms)
+                stamps = None  # a TWAP slice waited on purpose: not a reaction time
             # The ladder may have moved up during the approval or a TWAP wait: check again.
             denial = self.risk.still_allowed(intent, verdict.state)
             if denial is None and not counted:  # later legs ride on the action's first order
@@ -123,7 +132,7 @@ class ActionExecutor:
             if intent.kind != "cancel" and not counted:
                 self.risk.record_executed(aid, self.clock.now_ms())
                 counted = True
-            result = await self._send(action, intent)
+            result = await self._send(action, intent, stamps)
             sent += 1
             if result is None or result.status in ("rejected", "failed"):
                 failed += 1
@@ -254,7 +263,9 @@ class ActionExecutor:
         if page and change.state != TradingState.HALTED:  # HALTED already pages
             await self.notifier.notify(Notice(change.ts_ms, action.summary, page=True))
 
-    async def _send(self, action: Action, intent: OrderIntent) -> OrderResult | None:
+    async def _send(
+        self, action: Action, intent: OrderIntent, stamps: tuple[int, int] | None = None
+    ) -> OrderResult | None:
         cid = action.client_id(intent)
         if self.journal.has(ids.result_key(cid)):
             journaled = _result_of(self.journal.find_key(ids.result_key(cid)))
@@ -287,7 +298,14 @@ class ActionExecutor:
                         broker=self.broker.name,
                     )
                     self.journal.flush()  # durable BEFORE the request: never lost, never twice
-                    result = await self.broker.submit(intent, cid)
+                    if stamps is None or self.reactions is None:
+                        result = await self.broker.submit(intent, cid)
+                    else:
+                        committed_ns = perf_counter_ns()
+                        submitted_ns = perf_counter_ns()  # the broker's own work is `venue`
+                        result = await self.broker.submit(intent, cid)
+                        answered_ns = perf_counter_ns()
+                        self.reactions.reaction(*stamps, committed_ns, submitted_ns, answered_ns)
         except Exception as exc:  # the broker boundary: journal, tell, carry on with other legs
             self.log(
                 JournalKind.FAILURE,

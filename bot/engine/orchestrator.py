@@ -11,6 +11,9 @@ Contents, in the order an event flows:
   committed in ONE transaction just before its order goes out; key lookups hit the journal's
   in-memory index; notifications are queued (bot.notify.background) and delivered once the
   order is on its way; the garbage collector waits too (HotPath)
+- reaction stages (metrics served: `record_reactions`): a live liquidation is stamped as it is
+  taken here and when the detector answers; the auto-approved actions it spawns carry both
+  stamps to their orders (bot.engine.execute); without a recorder no stamp is taken
 - resume: restore detector / ladder / paper account from the journal and finish the actions a
   crash interrupted (keys say what is done; nothing is sent twice)
 - checkpoint, status, tick / expire / heartbeat (scheduler jobs)
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from time import perf_counter_ns
 from typing import Any
 
 from loguru import logger
@@ -65,7 +69,15 @@ from bot.events import (
     TradingState,
     TradingStateChanged,
 )
-from bot.interfaces import Approver, Broker, Clock, Journal, Notifier, PaperMarket
+from bot.interfaces import (
+    Approver,
+    Broker,
+    Clock,
+    Journal,
+    Notifier,
+    PaperMarket,
+    ReactionRecorder,
+)
 from bot.logs import redact
 from bot.notify.background import EXIT_DELIVERY_S, BackgroundNotifier
 from bot.risk import RiskGate
@@ -147,6 +159,8 @@ class Orchestrator:
             session, journal, detector, self.risk, self.paper, baseline, clock, rewinds
         )
         self.tasks: set[asyncio.Task[str]] = set()
+        self.reactions: ReactionRecorder | None = None
+        self._stamps: tuple[int, int] | None = None  # (received_ns, detected_ns) being handled
         self.executor = ActionExecutor(
             session=session,
             journal=journal,
@@ -165,10 +179,19 @@ class Orchestrator:
         """One input event, fully processed (its immediate actions sent) before returning.
         Its rows are committed before any order they lead to, else with its notifications
         (between bursts), a checkpoint or the next write, whichever comes first."""
+        if self.reactions is not None and isinstance(event, Liquidation) and event.received_ms:
+            received_ns = perf_counter_ns()  # the event carries wall ms only: ours is the take
+            with self.hot():
+                await self._handle(event, received_ns)
+            return
         with self.hot():
             await self._handle(event)
 
-    async def _handle(self, event: Event) -> None:
+    def record_reactions(self, recorder: ReactionRecorder | None) -> None:
+        """Stamp the stages of each order sent for a live anomaly into `recorder` (metrics)."""
+        self.reactions = self.executor.reactions = recorder
+
+    async def _handle(self, event: Event, received_ns: int = 0) -> None:
         self.counters.events += 1
         if isinstance(event, Liquidation) and await self._refused(event):
             pass  # too old or from the future: journaled and counted, never acted on
@@ -176,12 +199,17 @@ class Orchestrator:
             self.counters.liquidations += 1
             self.feeds.on_liquidation(event.venue, self.clock.now_ms())
             out = self.detector.on_liquidation(event)
+            if received_ns and out:
+                self._stamps = (received_ns, perf_counter_ns())
             if self.paper is not None:
                 self.paper.set_stress(
                     max((s.window_usd for s in self.detector.status()), default=0)
                 )
-            for det in out:
-                await self._respond(det)
+            try:
+                for det in out:
+                    await self._respond(det)
+            finally:
+                self._stamps = None
         elif isinstance(event, PriceTick):
             self.counters.prices += 1
             await self._on_price(event)
@@ -432,6 +460,8 @@ class Orchestrator:
 
     def _spawn(self, action: Action, verdict: RiskVerdict, page_humans: bool) -> None:
         self._driven.add(action.action_id)
+        if self._stamps is not None and action.approval == ApprovalMode.AUTO:
+            self.executor.stamps[action.action_id] = self._stamps  # a person's wait is no stage
         task = asyncio.create_task(
             self.executor.execute(action, verdict, page_humans), name=action.action_id
         )

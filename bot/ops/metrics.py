@@ -32,6 +32,9 @@ disable_created_metrics()  # the *_created series double the output and no alert
 FEED_STATES = ["connecting", "live", "reconnecting", "blind"]
 # Journal commits take well under a millisecond to a few hundred on a slow disk.
 COMMIT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# A reaction's stages: microseconds (detect, submit) to a venue round trip of tens of ms
+REACTION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+REACTION_STAGES = ("detect", "commit", "submit", "venue", "total")
 
 
 class Metrics:
@@ -145,6 +148,13 @@ class Metrics:
             "liqguard_journal_commit_seconds", "journal transaction time",
             buckets=COMMIT_BUCKETS_S, registry=r,
         )  # fmt: skip
+        self.reaction_s = Histogram(
+            "liqguard_reaction_seconds",
+            "an order sent for a live anomaly, by stage: detect (liquidation taken -> anomaly), "
+            "commit (-> journal committed), submit (-> broker called), venue (-> answered), total",
+            ["stage"], buckets=REACTION_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self._stages = tuple(self.reaction_s.labels(stage) for stage in REACTION_STAGES)
         self.last_commit = Gauge(
             "liqguard_journal_last_commit_timestamp_seconds", "last journal commit", registry=r
         )
@@ -175,6 +185,18 @@ class Metrics:
             feed = "prices"
         self.last_event.labels(feed).set(event.ts_ms / 1000)
         self.last_event_wall.labels(feed).set(wall_s)
+
+    def reaction(
+        self, received_ns: int, detected_ns: int, committed_ns: int, submitted_ns: int,
+        answered_ns: int,
+    ) -> None:  # fmt: skip
+        """One order's stage stamps (bot.interfaces.ReactionRecorder), perf_counter_ns."""
+        detect, commit, submit, venue, total = self._stages
+        detect.observe((detected_ns - received_ns) / 1e9)
+        commit.observe((committed_ns - detected_ns) / 1e9)
+        submit.observe((submitted_ns - committed_ns) / 1e9)
+        venue.observe((answered_ns - submitted_ns) / 1e9)
+        total.observe((answered_ns - received_ns) / 1e9)
 
     def on_rejected(self, source: str, n: int) -> None:
         if n > 0:

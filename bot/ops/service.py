@@ -72,6 +72,7 @@ class Ops:
         approver = rt.approver
         if s.metrics.listen:
             self.metrics = Metrics(rt.orchestrator, self.tail, approver)
+            rt.orchestrator.record_reactions(self.metrics)
         self.watchdog = Watchdog(
             s.healthcheck,
             lambda: self.tail.last_commit_s if self.tail else None,
