@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 
@@ -14,9 +13,9 @@ from bot.ccxt.exchange import make_exchange
 from bot.config.errors import ConfigError
 from bot.config.loader import load_settings
 from bot.config.venues import EndpointsConfig, VenueConfig
-from bot.events import OrderIntent
 from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.binance import LocalBinance
+from tests.test_live_broker import intent  # the same reduce-only BTCUSDT sell
 
 
 @asynccontextmanager
@@ -43,18 +42,6 @@ async def ws_broker(
             yield broker
         finally:
             await broker.close()
-
-
-def intent(**kw: Any) -> OrderIntent:
-    base: dict[str, Any] = {
-        "venue": "binance-usdm",
-        "symbol": "BTCUSDT",
-        "side": "sell",
-        "kind": "market",
-        "amount": 0.2,
-        "reduce_only": True,
-    }
-    return OrderIntent(**{**base, **kw})
 
 
 def placed(server: LocalBinance) -> list[dict[str, str]]:
