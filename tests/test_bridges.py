@@ -33,8 +33,8 @@ from tests.runtimes import FAST, HALT_POLICY, replay_runtime
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
 FT_USER, FT_PASS = "freqtrader", "ft-pa55-0123456789"
 HB_USER, HB_PASS = "admin", "hb-pa55-9876543210"
-HOOK_SECRET = "bridge-hmac-secret-abcdef012345"
-PD_KEY = "pd-routing-key-bridges-0123456789"
+HOOK_SECRET = "FAKE-bridge-hmac-secret"
+PD_KEY = "FAKE-pagerduty-routing-key-bridges"
 ENV = {
     "FT_USER": FT_USER,
     "FT_PASS": FT_PASS,

@@ -43,7 +43,7 @@ FLAGS = [
 DATA = Path(str(files("bot").joinpath("data")))
 TAPE = DATA / "binance-btcusdt_2024-12-04_06.csv"
 PRICES = DATA / "BTCUSDT-5m_2024-12-04_06.csv"
-WEB_TOKEN = "page-token-3f9a7c"
+WEB_TOKEN = "FAKE-page-token"
 POLICY = {
     "levels": {
         1: [

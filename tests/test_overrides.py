@@ -34,7 +34,7 @@ from tests.telegram_server import (
 )
 from tests.telegram_server import TOKEN as BOT_TOKEN
 
-TOKEN = "page-token-0123456789abcdef"
+TOKEN = "FAKE-status-page-token"
 T0 = 1_733_380_000_000
 
 # the detector contract's one $1M rule named `all` (the defaults name theirs exchanges, defi)

@@ -36,8 +36,8 @@ from tests.recorders import Told
 from tests.runtimes import FAST, HALT_POLICY, replay_runtime
 
 TAPE = Path(str(files("bot").joinpath("data"))) / "binance-btcusdt_2024-12-04_06.csv"
-PD_KEY = "pd-routing-key-0123456789abcdef"
-OG_KEY = "og-genie-key-fedcba9876543210"
+PD_KEY = "FAKE-pagerduty-routing-key"
+OG_KEY = "FAKE-opsgenie-api-key"
 SMTP_USER, SMTP_PASSWORD = "desk-alerts", "smtp-pass-5up3r-s3cr3t"
 ENV = {"PD_KEY": PD_KEY, "OG_KEY": OG_KEY, "SMTP_USER": SMTP_USER, "SMTP_PASS": SMTP_PASSWORD}
 

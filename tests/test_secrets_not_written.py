@@ -19,7 +19,7 @@ from tests.restart_tools import BUNDLED_PRICES, BUNDLED_TAPE, clean_env, replay_
 
 # Fakes, named as such; each distinct so a hit says where it came from.
 ENV_SECRETS = {
-    "LIQGUARD_TELEGRAM_BOT_TOKEN": "123456789:FAKE-env-telegram-token-AAAAAAAAAAAA",
+    "LIQGUARD_TELEGRAM_BOT_TOKEN": "000000:FAKE-env-telegram-bot-token",
     "LIQGUARD_WEBHOOK_SECRET": "FAKE-env-webhook-signing-secret",
     "LIQGUARD_ETH_RPC_HTTP": "https://rpc.example.invalid/v2/FAKE-env-rpc-key",
 }

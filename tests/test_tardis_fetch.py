@@ -24,7 +24,7 @@ from bot.sources import open_tape
 ROOT = Path(__file__).parent.parent
 CRASH_TAPE = ROOT / "bot" / "data" / "binance-btcusdt_2024-12-04_06.csv"
 HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
-KEY = "td.s3cr3t-K3y-0f-th3-t3st"
+KEY = "FAKE-tardis-api-key"
 runner = CliRunner()
 
 
