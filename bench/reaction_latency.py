@@ -47,7 +47,7 @@ from bot.detector import Detector  # noqa: E402
 from bot.events import Anomaly, JournalKind  # noqa: E402
 from bot.logs import setup_logging  # noqa: E402
 from bot.sim.localexchange import local_secrets  # noqa: E402
-from bot.sim.localexchange.tapes import tape_messages  # noqa: E402
+from bot.sim.localexchange.tapes import crossing_bursts  # noqa: E402
 from bot.sources.venues import parse_raw_message  # noqa: E402
 
 TAPE = ROOT / "bot/data/binance-btcusdt_2024-12-04_06.csv"
@@ -75,19 +75,11 @@ STAGES = (
 
 def make_bursts(n: int, start_ms: int, spacing_ms: int) -> list[list[dict[str, Any]]]:
     """Consecutive tape messages grouped so each group's sum crosses the threshold at its end."""
-    tape = tape_messages(TAPE)
-    bursts: list[list[dict[str, Any]]] = []
-    i = 0
-    while len(bursts) < n:
-        burst, usd = [], 0.0
-        while usd < THRESHOLD_USD:
-            msg = tape[i % len(tape)]
-            i += 1
-            usd += sum(liq.notional_usd for liq in parse_raw_message(msg))
-            burst.append(msg)
-        first_ms = start_ms + len(bursts) * spacing_ms
-        bursts.append([_retimed(m, first_ms + k) for k, m in enumerate(burst)])
-    return bursts
+    bursts = crossing_bursts(TAPE, THRESHOLD_USD, n)
+    return [
+        [_retimed(m, start_ms + b * spacing_ms + k) for k, m in enumerate(burst)]
+        for b, burst in enumerate(bursts)
+    ]
 
 
 def _retimed(msg: dict[str, Any], ts_ms: int) -> dict[str, Any]:

@@ -77,28 +77,18 @@ def archive(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+def fetch_jan_26_28(out: Path, base: str) -> Any:
+    """`liqguard fetch prices` of BTCUSDT 5m, 2025-01-26 to 01-28, from the local archive."""
+    args = ["fetch", "prices", "--symbol", "BTCUSDT", "--from", "2025-01-26", "--to", "2025-01-28"]
+    return runner.invoke(app, [*args, "-o", str(out), "--endpoint", base])
+
+
 def test_daily_files_verified_and_read_by_read_prices(
     archive: tuple[str, Path], tmp_path: Path
 ) -> None:
     base, _ = archive
     out = tmp_path / "BTCUSDT-5m.csv"
-    res = runner.invoke(
-        app,
-        [
-            "fetch",
-            "prices",
-            "--symbol",
-            "BTCUSDT",
-            "--from",
-            "2025-01-26",
-            "--to",
-            "2025-01-28",
-            "-o",
-            str(out),
-            "--endpoint",
-            base,
-        ],
-    )
+    res = fetch_jan_26_28(out, base)
     assert res.exit_code == 0, res.output
     assert "wrote 864 5m klines of BTCUSDT" in res.output
     assert sum(p.endswith(".CHECKSUM") for p in _Quiet.requested) == 3
@@ -129,23 +119,7 @@ def test_a_damaged_zip_is_refused_and_nothing_written(
     rows = _archive_rows(JAN, micro=True)["2025-01-27"]
     _publish(root, "daily", "BTCUSDT-5m-2025-01-27.zip", rows, damage=True)
     out = tmp_path / "p.csv"
-    res = runner.invoke(
-        app,
-        [
-            "fetch",
-            "prices",
-            "--symbol",
-            "BTCUSDT",
-            "--from",
-            "2025-01-26",
-            "--to",
-            "2025-01-28",
-            "-o",
-            str(out),
-            "--endpoint",
-            base,
-        ],
-    )
+    res = fetch_jan_26_28(out, base)
     assert res.exit_code == 1
     assert "BTCUSDT-5m-2025-01-27.zip: SHA-256" in res.output
     assert "does not match its .CHECKSUM" in res.output

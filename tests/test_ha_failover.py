@@ -45,7 +45,7 @@ from bot.config.rules import RuleConfig
 from bot.detector import Detector
 from bot.engine import ids
 from bot.events import Anomaly
-from bot.sim.localexchange.tapes import tape_messages
+from bot.sim.localexchange.tapes import crossing_bursts
 from bot.sources.venues import parse_raw_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,18 +73,7 @@ LIQGUARD_RUN += ["--metrics", "127.0.0.1:0"]
 
 
 def _bursts(n: int) -> list[list[dict[str, Any]]]:
-    tape = tape_messages(TAPE)
-    out: list[list[dict[str, Any]]] = []
-    i = 0
-    while len(out) < n:
-        burst, usd = [], 0.0
-        while usd < THRESHOLD_USD:
-            msg = tape[i % len(tape)]
-            i += 1
-            usd += sum(liq.notional_usd for liq in parse_raw_message(msg))
-            burst.append(msg)
-        out.append(burst)
-    return out
+    return crossing_bursts(TAPE, THRESHOLD_USD, n)
 
 
 def _retimed(msg: dict[str, Any], ts_ms: int) -> dict[str, Any]:

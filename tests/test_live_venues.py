@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,19 @@ def _liqs(events: list[Any]) -> list[Liquidation]:
     return [e for e in events if isinstance(e, Liquidation)]
 
 
+async def play_and_collect(
+    live: MergedSources,
+    feed: Callable[[], Awaitable[None]],
+    done: Callable[[list[Any]], bool] = lambda seen: bool(_liqs(seen)),
+) -> list[Any]:
+    """Run the fake's `feed` beside the merge until `done` (a first liquidation), then close."""
+    feeder = asyncio.create_task(feed())
+    events = await collect(live, done, WAIT_S)
+    await feeder
+    await live.close()
+    return events
+
+
 async def test_deribit_through_its_local_fake_live_on_data_and_back_after_a_drop() -> None:
     server = LocalDeribitTrades()
     async with serve(server.app) as port:
@@ -194,10 +207,7 @@ async def test_deribit_through_its_local_fake_live_on_data_and_back_after_a_drop
             again = deribit_trade("BTC-PERPETUAL", "buy", 5_000, 95_100.0, now + 5, "M", "x2")
             await server.play([deribit_trades_message("trades.future.BTC.100ms", [trade, again])])
 
-        feeder = asyncio.create_task(feed())
-        events = await collect(live, lambda seen: len(_liqs(seen)) >= 2, WAIT_S)
-        await feeder
-        await live.close()
+        events = await play_and_collect(live, feed, lambda seen: len(_liqs(seen)) >= 2)
     states = [e.state for e in events if isinstance(e, FeedStatus)]
     assert [(x.side, x.notional_usd) for x in _liqs(events)] == [
         ("long", 20_000.0),
@@ -223,10 +233,7 @@ async def test_gate_through_its_local_fake_subscribes_all_and_pings() -> None:
             await asyncio.wait_for(server.subscribed.wait(), WAIT_S)
             await server.play([gate_liquidates_message([("BTC_USDT", -2000, "95000", now)])])
 
-        feeder = asyncio.create_task(feed())
-        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
-        await feeder
-        await live.close()
+        events = await play_and_collect(live, feed)
     (liq,) = _liqs(events)
     assert (liq.venue, liq.side, liq.notional_usd) == ("gate", "long", pytest.approx(19_000.0))
     assert server.subscribe_requests[0]["payload"] == ["!all"]
@@ -313,10 +320,7 @@ async def test_dydx_through_its_local_fake() -> None:
             trade = dydx_trade("z1", "BUY", "2", "3500", stamp, "LIQUIDATED")
             await server.play([dydx_trades_message("ETH-USD", [trade])])
 
-        feeder = asyncio.create_task(feed())
-        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
-        await feeder
-        await live.close()
+        events = await play_and_collect(live, feed)
     (liq,) = _liqs(events)
     assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
         "dydx",
@@ -388,10 +392,7 @@ async def test_bitget_through_its_local_fake_subscribes_every_product_type_and_p
             )
             await server.play([msg])
 
-        feeder = asyncio.create_task(feed())
-        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
-        await feeder
-        await live.close()
+        events = await play_and_collect(live, feed)
     (liq,) = _liqs(events)
     assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
         "bitget",
@@ -458,10 +459,7 @@ async def test_htx_through_its_local_fake_gzip_frames_and_pings_answered() -> No
                 [htx_liquidation_message("public.BTC-USDT.liquidation_orders", [entry])]
             )
 
-        feeder = asyncio.create_task(feed())
-        events = await collect(live, lambda seen: bool(_liqs(seen)), WAIT_S)
-        await feeder
-        await live.close()
+        events = await play_and_collect(live, feed)
     (liq,) = _liqs(events)
     assert (liq.venue, liq.symbol, liq.side, liq.notional_usd) == (
         "htx",

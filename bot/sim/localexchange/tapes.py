@@ -41,3 +41,22 @@ def tape_messages(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+def crossing_bursts(path: Path, threshold_usd: float, n: int) -> list[list[dict[str, Any]]]:
+    """`n` groups of the tape's consecutive messages (cycled), each reaching `threshold_usd` at
+    its last message: a cascade whose every burst crosses a rule of that threshold once."""
+    from bot.sources.venues import parse_raw_message  # the USD exactly as the stream counts it
+
+    tape = tape_messages(path)
+    bursts: list[list[dict[str, Any]]] = []
+    i = 0
+    while len(bursts) < n:
+        burst, usd = [], 0.0
+        while usd < threshold_usd:
+            msg = tape[i % len(tape)]
+            i += 1
+            usd += sum(liq.notional_usd for liq in parse_raw_message(msg))
+            burst.append(msg)
+        bursts.append(burst)
+    return bursts
