@@ -5,6 +5,7 @@ Contents:
   1000PEPEUSDT, or a bare base asset (BTC)
 - symbol_matches(token, symbol): does a rule's `symbols` entry count this event symbol?
 - venue_matches(token, venue): does a rule's `venues` entry count this event venue?
+- STREAM_VENUES: the venues whose liquidations can be streamed
 
 A token with a quote (BTCUSDT, BTC/USDT:USDT) matches symbols with the same base and quote, in
 any venue's spelling; a bare base asset (BTC) matches every symbol of that base, including its
@@ -16,6 +17,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# the venues whose liquidations can be streamed, in the order `run` lists them
+STREAM_VENUES = (
+    "binance",
+    "bybit",
+    "okx",
+    "deribit",
+    "gate",
+    "dydx",
+    "bitget",
+    "htx",
+    "hyperliquid",
+)
 # Longest first, so that FDUSD wins over USD and USDT over USD.
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDE", "USD", "DAI", "EUR", "TRY", "BRL")
 _CONTRACT_SUFFIX = re.compile(r"(_PERP|_\d{6}|-SWAP|-PERP|-\d{6})$")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.app import tape_prefetch
 from bot.config.rules import RuleConfig
 from bot.detector import Detector
 from bot.detector.batch import detect_columns
@@ -58,7 +59,8 @@ def detect_file_fast(
     done = 0
     for path in paths:
         report = None if progress is None else (lambda n, d=done: progress(d + n, total))
-        cols, st = read_unified_columns(path, report)
+        ahead = tape_prefetch.take(path, report)  # parsed while the command loaded
+        cols, st = ahead if ahead is not None else read_unified_columns(path, report)
         parts.append(cols)
         stats.append(st)
         done += Path(path).stat().st_size
@@ -145,11 +147,13 @@ def _batch(
 ) -> bool:
     """The columnar path for unified CSV (same output as _stream); False if it does not apply."""
     if any(t.format != "unified" for t in tapes):
+        tape_prefetch.cancel()
         return False
     report = None if progress is None else (lambda done, _total: progress("reading", done))
     try:
         result = detect_file_fast([t.path for t in tapes], rules, report)
     except UnsupportedFastPath:
+        tape_prefetch.cancel()
         return False  # the streaming path reads it, with the same output
     for stats in result.stats:
         summary.add_tape(stats)

@@ -1,4 +1,5 @@
-"""The `liqguard` command. Each subcommand lives in its own module and registers itself here.
+"""The `liqguard` command. Each subcommand lives in its own module and registers itself on the
+group (bot.cli._group).
 
 Exit codes: 0 success, 1 unreadable input or runtime failure, 2 usage or configuration error.
 """
@@ -6,19 +7,16 @@ Exit codes: 0 success, 1 unreadable input or runtime failure, 2 usage or configu
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-group = typer.Typer(
-    name="liqguard",
-    help="Detect liquidation cascades and answer them with protective strategies "
-    "(paper mode by default).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# liqguard does no linear algebra: numpy's BLAS threads would only spin beside Arrow's parse
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 _COMMAND_MODULES = (
     "backtest",
     "calibrate",
@@ -31,13 +29,10 @@ _COMMAND_MODULES = (
 )
 
 
-@group.callback()
-def _root() -> None:  # a group even with one subcommand: `liqguard detect FILE` keeps its name
-    pass
-
-
 def _load(modules: tuple[str, ...] = _COMMAND_MODULES) -> typer.Typer:
     """The group with these subcommand modules imported (importing one registers it)."""
+    from bot.cli._group import group
+
     for name in modules:
         importlib.import_module(f"bot.cli.{name}")
     return group
@@ -50,6 +45,10 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["detect"]:  # the tapes start parsing while the command loads
+        from bot.app.tape_prefetch import start
+
+        start(sys.argv[2:])
     # `liqguard detect` loads only its own module: the live bot's imports cost a batch run ~0.3 s;
     # `liqguard health` too: a probe run every few seconds must not load the trading stack
     alone = sys.argv[1:2] in (["detect"], ["health"])

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.cli.detect import parse_duration
 from bot.config.errors import ConfigError
 from bot.config.loader import load_settings

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.cli.detect import _dollars, _duration, _iso, build_rules, parse_duration
 from bot.config.errors import ConfigError
 from bot.events import Anomaly, Calm

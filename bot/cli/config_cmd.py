@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.app.overrides import journaled
-from bot.cli import group
+from bot.cli._group import group
 from bot.cli.journal_view import reading_journal
 from bot.config import ConfigError, load_settings
 from bot.config.overrides import Overlay, diff_lines, replay

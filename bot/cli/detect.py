@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.config.errors import ConfigError, problems
 from bot.config.rules import RuleConfig
 from bot.detector import anomaly_to_json

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.cli import group as app
+from bot.cli._group import group as app
 
 fetch_app = typer.Typer(
     help="Download history: kline prices from Binance's public archive, liquidations from "

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.config import ConfigError, load_settings
 from bot.config.ops import parse_listen
 

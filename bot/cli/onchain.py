@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from bot.app import onchain_fetch
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.cli.detect import parse_duration
 from bot.config.errors import ConfigError
 from bot.secrets import load_secrets

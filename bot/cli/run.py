@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.panel import Panel
 
 from bot.app import runner
-from bot.cli import group as app
+from bot.cli._group import group as app
 from bot.cli.journal_view import print_journal, reading_journal
 from bot.cli.view import status_view, summary_view
 from bot.config import ConfigError, load_settings

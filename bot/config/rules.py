@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.config.venues import STREAM_VENUES
 from bot.events import Side
+from bot.symbols import STREAM_VENUES
 
 MAX_SPAN_S = 366 * 86400.0  # a year: longer windows are typos
 

@@ -12,22 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.symbols import STREAM_VENUES
+
 VenueName = Literal[
     "binance", "bybit", "okx", "deribit", "gate", "dydx", "bitget", "htx", "hyperliquid"
 ]
 
-# the venues whose liquidations can be streamed, in the order `run` lists them
-STREAM_VENUES = (
-    "binance",
-    "bybit",
-    "okx",
-    "deribit",
-    "gate",
-    "dydx",
-    "bitget",
-    "htx",
-    "hyperliquid",
-)
 # streamed by bot.sources.wsclient (aiohttp) or read from a node's files, not through ccxt
 WS_VENUES = ("deribit", "gate", "dydx", "bitget", "htx")
 FILE_VENUES = ("hyperliquid",)

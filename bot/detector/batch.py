@@ -17,6 +17,7 @@ Events are merged in the streaming order: event index, then rule order, Calm bef
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ from bot.symbols import symbol_matches, venue_matches
 
 _FLOAT_EXACT = 2**53  # bincount sums in float64: exact while every sum stays below this
 _INT64_SAFE = 2**62  # int64 cumulative sums cannot overflow below this total
+_PARALLEL_MIN = 1 << 18  # events: below this, a second thread costs more than it saves
 
 
 @dataclass
@@ -57,8 +59,12 @@ def detect_columns(
     merged: list[tuple[int, int, int, Anomaly | Calm]] = []
     late: dict[str, int] = {}
     peaks: dict[str, tuple[int, int]] = {}
-    for k, rule in enumerate(rules):
-        run = _run_rule(columns, rule)
+    if len(rules) > 1 and len(columns) >= _PARALLEL_MIN:  # numpy releases the GIL: 2 at once
+        with ThreadPoolExecutor(2, thread_name_prefix="rule") as pool:
+            runs = list(pool.map(lambda rule: _run_rule(columns, rule), rules))
+    else:
+        runs = [_run_rule(columns, rule) for rule in rules]
+    for k, (rule, run) in enumerate(zip(rules, runs, strict=True)):
         merged += [(i, k, order, ev) for i, order, ev in run.events]
         late[rule.name] = run.late
         if run.peak is not None:
@@ -90,13 +96,43 @@ def _mask(columns: TapeColumns, rule: RuleConfig) -> NDArray[np.bool_] | None:
 
 def _in_window_from(ts: NDArray[np.int64], w_ms: int) -> NDArray[np.intp]:
     """searchsorted(ts, ts - W, 'right') of sorted ts, by chunks that stay in cache (2x faster)."""
-    n, step = len(ts), 1 << 16
-    out = np.empty(n, dtype=np.intp)
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        keys = ts[a:b] - w_ms
-        s = int(np.searchsorted(ts[:b], keys[0], side="right"))
-        out[a:b] = np.searchsorted(ts[s:b], keys, side="right") + s
+    out = np.empty(len(ts), dtype=np.intp)
+    for a, b in _chunks(0, len(ts)):
+        out[a:b] = _first_inside(ts, a, b, w_ms)
+    return out
+
+
+def _chunks(start: int, stop: int, step: int = 1 << 16) -> list[tuple[int, int]]:
+    return [(a, min(stop, a + step)) for a in range(start, stop, step)]
+
+
+def _first_inside(ts: NDArray[np.int64], a: int, b: int, w_ms: int) -> NDArray[np.intp]:
+    """For each event in [a, b) of sorted ts, the first index inside its window."""
+    keys = ts[a:b] - w_ms
+    s = int(np.searchsorted(ts[:b], keys[0], side="right"))
+    return np.searchsorted(ts[s:b], keys, side="right") + s
+
+
+def _in_order_sums(ts: NDArray[np.int64], prefix: NDArray[np.int64], w_ms: int) -> NDArray:
+    """P_(i+1) - P_(first inside i) of sorted ts: the window sum after each event.
+
+    In two threads over halves of a long tape: numpy's search, take and subtract release the
+    GIL, so the second core (idle once the parse is done) halves the wait."""
+    n = len(ts)
+    out = np.empty(n, dtype=prefix.dtype)
+
+    def part(start: int, stop: int) -> None:
+        for a, b in _chunks(start, stop):
+            window = out[a:b]
+            np.take(prefix, _first_inside(ts, a, b, w_ms), out=window)
+            np.subtract(prefix[a + 1 : b + 1], window, out=window)
+
+    if n < _PARALLEL_MIN:
+        part(0, n)
+        return out
+    with ThreadPoolExecutor(2, thread_name_prefix="window") as pool:
+        for done in [pool.submit(part, 0, n // 2), pool.submit(part, n // 2, n)]:
+            done.result()
     return out
 
 
@@ -127,10 +163,7 @@ def _window_sums(
         np.cumsum(cents, out=prefix[1:])
         if cents.dtype == object:
             return ts, prefix[1:] - prefix[_in_window_from(ts, w_ms)], 0
-        window = _in_window_from(ts, w_ms)  # first index inside, then the sum in its place
-        np.take(prefix, window, out=window)
-        np.subtract(prefix[1:], window, out=window)
-        return ts, window, 0
+        return ts, _in_order_sums(ts, prefix, w_ms), 0
     clock = np.maximum.accumulate(ts)
     cut = clock - w_ms
     late = int(np.count_nonzero(ts <= cut))

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bot.events import Liquidation
 from bot.money import usd_to_cents
+
+if TYPE_CHECKING:
+    from bot.events import Liquidation
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from bot.detector.columns import TapeColumns, cents_array, empty_column
 from bot.money import usd_to_cents
-from bot.sources.columnar_scan import load_lines, scan_table
+from bot.sources.columnar_scan import Scan, load_lines, scan_table
 from bot.sources.files import GIVE_UP_AFTER, TapeStats, open_binary, open_tape
 from bot.sources.formats import UNIFIED_COLUMNS, UnifiedRows, is_header, split_csv
 from bot.sources.validate import MalformedMessage, TapeError
@@ -55,13 +55,13 @@ def read_unified_columns(
     if tape.format != "unified":
         raise UnsupportedFastPath(f"{path}: the columnar reader takes unified CSV only")
     _lean_memory()
-    reader = _BlockReader(tape.stats)
     stream, raw = open_binary(path)
+    reader = _BlockReader(tape.stats, Path(path).stat().st_size if stream is raw else 0)
     # Arrow parses the next piece in a worker (it releases the GIL) while this thread checks
     # and interns the current one: both cores stay busy.
     pool = ThreadPoolExecutor(1, thread_name_prefix="arrow-csv")
     try:
-        pending: tuple[bytes, int, int, Future[pa.Table | None]] | None = None
+        pending: tuple[bytearray, int, int, Future[pa.Table | None]] | None = None
         for data, start, end in _pieces(stream, raw, progress):
             if not reader.header_seen:
                 start = reader.skip_header(data, start, end)
@@ -97,60 +97,130 @@ def _lean_memory() -> None:
 
 def _pieces(
     stream: BinaryIO, raw: BinaryIO, progress: Progress | None
-) -> Iterator[tuple[bytes, int, int]]:
-    """(data, start, end): whole lines data[start:end], by blocks, without copying a block."""
-    rest = b""  # the start of a line cut by the block boundary
-    while block := stream.read(BLOCK_BYTES):
-        first = block.find(b"\n") + 1
-        if not first:
-            rest += block
-            continue
-        start = 0
-        if rest:
-            line = rest + block[:first]
-            yield line, 0, len(line)
-            rest, start = b"", first
-        cut = block.rfind(b"\n") + 1
-        if cut > start:
-            yield block, start, cut
-        rest = block[cut:]
+) -> Iterator[tuple[bytearray, int, int]]:
+    """(data, start, end): whole lines data[start:end], by blocks, without copying a block.
+
+    Blocks are read into two buffers in turn, not a new one each time: a fresh 8 MB buffer is
+    fresh pages the kernel must zero (a fifth of the run's CPU). A piece's buffer is refilled
+    two pieces later, when its parse (a piece ahead) and its checks are done. The line cut by
+    a block's end is moved to the front of the next buffer, so every piece is a whole block."""
+    buffers = [bytearray(BLOCK_BYTES), bytearray(BLOCK_BYTES)]
+    turn, rest = 0, b""  # rest: the start of a line cut by the block boundary
+    while True:
+        buffer = buffers[turn]
+        if len(rest) * 2 > len(buffer):  # a line longer than half a block: room for more
+            buffer = buffers[turn] = bytearray(len(rest) * 2)
+        buffer[: len(rest)] = rest
+        size = len(rest) + _read_into(stream, memoryview(buffer)[len(rest) :])
+        if size == len(rest):
+            break
+        cut = buffer.rfind(b"\n", 0, size) + 1
+        rest = bytes(buffer[cut:size])
+        if cut:  # the other buffer next: this one is in use until two pieces later
+            turn ^= 1
+            yield buffer, 0, cut
         if progress is not None:
             progress(raw.tell())
     if rest:
-        yield rest + b"\n", 0, len(rest) + 1
+        yield bytearray(rest + b"\n"), 0, len(rest) + 1
+
+
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from the stream as far as it goes (a gzip stream may return less)."""
+    done = 0
+    while done < len(view):
+        got = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        done += got
+    return done
+
+
+class _Interned:
+    """Names to global codes, across blocks; a batch's codes mapped through its names list,
+    which consecutive batches share (one dictionary per block)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self._last: tuple[list[str], NDArray[np.int32]] | None = None
+
+    def __call__(self, codes: NDArray[np.int32], names: list[str]) -> NDArray[np.int32]:
+        if self._last is None or self._last[0] is not names:
+            table = self.codes
+            found = [table.setdefault(name, len(table)) for name in names]
+            self._last = (names, np.array(found or [0], np.int32))
+        return self._last[1][codes]
+
+    def setdefault(self, name: str) -> int:
+        return self.codes.setdefault(name, len(self.codes))
+
+
+class _Kept:
+    """The kept rows so far, in fixed-width arrays grown in place (realloc, not a copy of the
+    whole), so each value is copied once from Arrow's buffers. Cents beyond int64 (rare:
+    only the row parser makes them) wait aside until the end."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        kinds = (np.int64, np.int64, np.bool_, np.int32, np.int32)  # ts, cents, long, codes
+        self._arrays = [np.zeros(0, dt) for dt in kinds]
+        self._wide: dict[int, int] = {}  # row: cents beyond int64
+
+    def reserve(self, rows: int) -> None:
+        """Room for at least `rows` rows in all."""
+        if rows > len(self._arrays[0]):
+            for a in self._arrays:  # no view of them lives across calls: resizing is safe
+                a.resize(rows, refcheck=False)
+
+    def add(self, ts: NDArray, cents: NDArray, longs: NDArray, sym: NDArray, ven: NDArray) -> None:
+        n, size = self.n, len(ts)
+        if n + size > len(self._arrays[0]):
+            self.reserve(max(n + size, int(len(self._arrays[0]) * 1.5)))
+        if cents.dtype == object:  # beyond int64 cents: kept apart, 0 in the array for now
+            wide = {i: int(c) for i, c in enumerate(cents.tolist()) if not -(2**63) <= c < 2**63}
+            self._wide.update({n + i: c for i, c in wide.items()})
+            cents = np.array([0 if i in wide else c for i, c in enumerate(cents)], np.int64)
+        for out, part in zip(self._arrays, (ts, cents, longs, sym, ven), strict=True):
+            out[n : n + size] = part
+        self.n += size
+
+    def columns(self) -> tuple[NDArray, ...]:
+        """The five columns, trimmed; this object is empty afterwards."""
+        arrays, self._arrays = self._arrays, []
+        for a in arrays:
+            a.resize(self.n, refcheck=False)
+        if self._wide:
+            cents = arrays[1].astype(object)
+            for row, value in self._wide.items():
+                cents[row] = value
+            arrays[1] = cents
+        return tuple(arrays)
 
 
 class _BlockReader:
     """Parses blocks of whole lines; keeps interned names and the stats across blocks."""
 
-    def __init__(self, stats: TapeStats) -> None:
+    def __init__(self, stats: TapeStats, size_bytes: int = 0) -> None:
         self.stats = stats
         self.lines = 0
         self._header_seen = False
         self._rows = UnifiedRows()
-        self._symbols: dict[str, int] = {}
-        self._venues: dict[str, int] = {}
-        self._parts: list[tuple[NDArray, ...]] = []
+        self._symbols = _Interned()
+        self._venues = _Interned()
+        self._kept = _Kept()
+        self._size_bytes = size_bytes  # of a plain file: sizes the arrays from the first block
 
     def columns(self) -> TapeColumns:
         self.stats.lines = self.lines
-        parts, self._parts = self._parts, []
-        if not parts:
-            empty = (empty_column(np.int64), empty_column(np.int64), empty_column(np.bool_))
-            parts.append((*empty, empty_column(np.int32), empty_column(np.int32)))
-        out = []
-        for k in range(5):  # column by column, each block's copy freed as soon as it is joined
-            out.append(np.concatenate([p[k] for p in parts]))
-            parts = [(*p[:k], empty_column(np.int64), *p[k + 1 :]) for p in parts]
-        ts, cents, longs, sym, ven = out
+        ts, cents, longs, sym, ven = self._kept.columns()
         return TapeColumns(
             ts_ms=ts,
             cents=cents,
             is_long=longs,
             symbol_codes=sym,
-            symbols=tuple(self._symbols),
+            symbols=tuple(self._symbols.codes),
             venue_codes=ven,
-            venues=tuple(self._venues),
+            venues=tuple(self._venues.codes),
         )
 
     @property
@@ -158,7 +228,11 @@ class _BlockReader:
         return self._header_seen
 
     def parse(
-        self, data: bytes, start: int = 0, end: int | None = None, table: object = _PARSE
+        self,
+        data: bytes | bytearray,
+        start: int = 0,
+        end: int | None = None,
+        table: object = _PARSE,
     ) -> None:
         """Parse the whole lines of data[start:end] (ending with a newline); `table`: their
         load_lines, when already done."""
@@ -172,41 +246,49 @@ class _BlockReader:
         self.lines += scan.n_lines
         if not scan.n_lines:
             return
-        sym_parts = self._intern(scan.symbol_codes, scan.symbol_names, self._symbols)
-        ven_parts = self._intern(scan.venue_codes, scan.venue_names, self._venues)
-        if not scan.left_over:  # the usual block: joined as one part (large arrays are
-            # mmapped, so freeing them later gives the memory back; batch-sized ones would not)
-            block: list[list[NDArray]] = [scan.ts_ms, scan.cents, scan.is_long]
-            part = tuple(np.concatenate(p) for p in [*block, sym_parts, ven_parts])
-            self.stats.read += len(part[0])
-            self._parts.append(part)
+        if self._size_bytes and not self._kept.n and end > start:  # rows per byte of this block
+            self._kept.reserve(int(self._size_bytes * 1.02 * scan.n_lines / (end - start)) + 64)
+        if not scan.left_over:  # the usual block: each batch copied once, into the kept arrays
+            parts = zip(scan.ts_ms, scan.cents, scan.is_long, strict=True)
+            for k, (ts, cents, longs) in enumerate(parts):
+                self._kept.add(ts, cents, longs, *self._codes(scan, k))
+            self.stats.read += sum(len(t) for t in scan.ts_ms)
             return
         kept = np.concatenate(scan.lines) if scan.lines else np.zeros(0, np.intp)
         ts = np.concatenate(scan.ts_ms) if scan.lines else empty_column(np.int64)
         cents = np.concatenate(scan.cents) if scan.lines else empty_column(np.int64)
         longs = np.concatenate(scan.is_long) if scan.lines else empty_column(np.bool_)
+        sym_parts = [self._codes(scan, k)[0] for k in range(len(scan.lines))]
+        ven_parts = [self._codes(scan, k)[1] for k in range(len(scan.lines))]
         sym = np.concatenate(sym_parts) if sym_parts else empty_column(np.int32)
         ven = np.concatenate(ven_parts) if ven_parts else empty_column(np.int32)
-        if scan.left_over:
-            order = np.argsort(kept, kind="stable")  # bisection may have split the block
-            kept, ts, cents, longs = kept[order], ts[order], cents[order], longs[order]
-            sym, ven = sym[order], ven[order]
-            left = sorted(scan.left_over)
-            text = data[start:end].split(b"\n")
-            lines = [text[i] for i in left]
-            extra = self._slow_rows(lines, [first_line + i for i in left], first_line + kept)
-            if extra[0]:
-                at = np.concatenate([kept, np.array(extra[0], dtype=np.intp) - first_line])
-                order = np.argsort(at, kind="stable")
-                ts = np.concatenate([ts, np.array(extra[1], dtype=np.int64)])[order]
-                cents = np.concatenate([cents, cents_array(extra[2])])[order]
-                longs = np.concatenate([longs, np.array(extra[3], dtype=np.bool_)])[order]
-                sym = np.concatenate([sym, np.array(extra[4], dtype=np.int32)])[order]
-                ven = np.concatenate([ven, np.array(extra[5], dtype=np.int32)])[order]
+        order = np.argsort(kept, kind="stable")  # bisection may have split the block
+        kept, ts, cents, longs = kept[order], ts[order], cents[order], longs[order]
+        sym, ven = sym[order], ven[order]
+        left = sorted(scan.left_over)
+        text = data[start:end].split(b"\n")
+        lines = [bytes(text[i]) for i in left]
+        extra = self._slow_rows(lines, [first_line + i for i in left], first_line + kept)
+        if extra[0]:
+            at = np.concatenate([kept, np.array(extra[0], dtype=np.intp) - first_line])
+            order = np.argsort(at, kind="stable")
+            ts = np.concatenate([ts, np.array(extra[1], dtype=np.int64)])[order]
+            wide = cents_array(extra[2])
+            cents = np.concatenate([cents.astype(wide.dtype), wide])[order]
+            longs = np.concatenate([longs, np.array(extra[3], dtype=np.bool_)])[order]
+            sym = np.concatenate([sym, np.array(extra[4], dtype=np.int32)])[order]
+            ven = np.concatenate([ven, np.array(extra[5], dtype=np.int32)])[order]
         self.stats.read += len(ts)
-        self._parts.append((ts, cents, longs, sym, ven))
+        self._kept.add(ts, cents, longs, sym, ven)
 
-    def skip_header(self, data: bytes, pos: int, stop: int) -> int:
+    def _codes(self, scan: Scan, k: int) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+        """Global (symbol, venue) codes of batch k's kept rows."""
+        return (
+            self._symbols(scan.symbol_codes[k], scan.symbol_names[k]),
+            self._venues(scan.venue_codes[k], scan.venue_names[k]),
+        )
+
+    def skip_header(self, data: bytes | bytearray, pos: int, stop: int) -> int:
         """Skip blank lines and the header (checked for the usual column order); where the
         rows start."""
         while pos < stop:
@@ -228,17 +310,6 @@ class _BlockReader:
                 pos = end + 1
             break
         return pos
-
-    @staticmethod
-    def _intern(
-        codes: list[NDArray[np.int32]], names: list[list[str]], table: dict[str, int]
-    ) -> list[NDArray[np.int32]]:
-        """Global codes of the names of each batch's kept rows."""
-        out = []
-        for part_codes, part_names in zip(codes, names, strict=True):
-            found = [table.setdefault(name, len(table)) for name in part_names]
-            out.append(np.array(found or [0], dtype=np.int32)[part_codes])
-        return out
 
     def _slow_rows(
         self, lines: list[bytes], numbers: list[int], fast_numbers: NDArray
@@ -265,8 +336,8 @@ class _BlockReader:
             out[1].append(liq.ts_ms)
             out[2].append(usd_to_cents(liq.notional_usd))
             out[3].append(liq.side == "long")
-            out[4].append(self._symbols.setdefault(liq.symbol, len(self._symbols)))
-            out[5].append(self._venues.setdefault(liq.venue, len(self._venues)))
+            out[4].append(self._symbols.setdefault(liq.symbol))
+            out[5].append(self._venues.setdefault(liq.venue))
         return out
 
     def _reject(self, number: int, reason: str, fast_numbers: NDArray, slow_read: int) -> None:

@@ -4,8 +4,9 @@ Contents: scan_lines (= load_lines, then scan_table) -> Scan (the rows Arrow par
 and the lines left over), cents_of.
 
 pyarrow.csv.read_csv parses a block of whole lines in C++ on every core, with explicit column
-types (ts_ms int64; venue, symbol, side dictionary-encoded strings; price, quantity and
-notional_usd float64, empty as null). Quoting is off and empty lines count as rows, so each
+types (ts_ms int64; venue and symbol dictionary-encoded strings; side a boolean, true for
+exactly `long`, false for exactly `short`; price, quantity and notional_usd float64, empty as
+null). Quoting is off and empty lines count as rows, so each
 line is exactly one Arrow row or the block fails; a block Arrow refuses is bisected until the
 bad lines are isolated. A row is kept only when the streaming row parser's fast path would take
 it with the same values: ts_ms inside 2009..2100, side exactly `long` or `short`, venue and
@@ -33,12 +34,18 @@ _MAX_USD = 1e11  # larger amounts (and inf, NaN) go to the row parser (see cents
 _BISECT_MIN = 16  # below this many lines a refused stretch goes line by line
 _NAMES = pa.dictionary(pa.int32(), pa.string())
 _TYPES = {
-    "ts_ms": pa.int64(), "venue": _NAMES, "symbol": _NAMES, "side": _NAMES,
+    "ts_ms": pa.int64(), "venue": _NAMES, "symbol": _NAMES, "side": pa.bool_(),
     "price": pa.float64(), "quantity": pa.float64(), "notional_usd": pa.float64(),
 }  # fmt: skip
 _PARSE = pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False)
+# A side other than exactly long/short fails the block: bisection hands it to the row parser.
 _CONVERT = pacsv.ConvertOptions(
-    column_types=_TYPES, null_values=[""], strings_can_be_null=False, check_utf8=True
+    column_types=_TYPES,
+    null_values=[""],
+    true_values=["long"],
+    false_values=["short"],
+    strings_can_be_null=False,
+    check_utf8=True,
 )
 
 
@@ -58,13 +65,13 @@ class Scan:
     n_lines: int = 0  # lines in the text scanned
 
 
-def scan_lines(data: bytes, start: int = 0, end: int | None = None) -> Scan:
+def scan_lines(data: bytes | bytearray, start: int = 0, end: int | None = None) -> Scan:
     """Parse the whole lines of data[start:end] (each ending in a newline, no header)."""
     end = len(data) if end is None else end
     return scan_table(data, start, end, load_lines(data, start, end))
 
 
-def load_lines(data: bytes, start: int, end: int) -> pa.Table | None:
+def load_lines(data: bytes | bytearray, start: int, end: int) -> pa.Table | None:
     """Arrow's table of the lines data[start:end], one row per line; None if it refuses them.
 
     Thread-safe and GIL-free for the most part: the reader runs it a block ahead."""
@@ -73,7 +80,7 @@ def load_lines(data: bytes, start: int, end: int) -> pa.Table | None:
     return _load(pa.py_buffer(data)[start:end])
 
 
-def scan_table(data: bytes, start: int, end: int, table: pa.Table | None) -> Scan:
+def scan_table(data: bytes | bytearray, start: int, end: int, table: pa.Table | None) -> Scan:
     """The Scan of data[start:end] given its load_lines: kept rows, the rest left over."""
     scan = Scan([], [], [], [], [], [], [], [], [])
     if start >= end:
@@ -82,7 +89,7 @@ def scan_table(data: bytes, start: int, end: int, table: pa.Table | None) -> Sca
         scan.n_lines = table.num_rows
         _keep(table, 0, scan)
         return scan
-    lines = data[start:end].split(b"\n")[:-1]
+    lines = bytes(data[start:end]).split(b"\n")[:-1]
     scan.n_lines = len(lines)
     half = len(lines) // 2  # the whole failed: straight to its halves
     _scan(lines[:half], 0, scan)
@@ -90,7 +97,7 @@ def scan_table(data: bytes, start: int, end: int, table: pa.Table | None) -> Sca
     return scan
 
 
-def _no_lone_cr(data: bytes, start: int = 0, end: int | None = None) -> bool:
+def _no_lone_cr(data: bytes | bytearray, start: int = 0, end: int | None = None) -> bool:
     """A CR alone ends a row for Arrow, not for the line reader: such text goes line by line."""
     return data.find(b"\r", start, end) < 0 or data.count(b"\r", start, end) == data.count(
         b"\r\n", start, end
@@ -127,22 +134,23 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
     """Keep the plainly valid rows of each record batch; the others are left over.
 
     Clean batches (the usual case) cost a min and a max per numeric column: the row masks are
-    built only for a batch with something to leave over."""
-    for batch in table.to_batches():
+    built only for a batch with something to leave over. The kept columns are views of Arrow's
+    buffers: the reader copies them once, into its own arrays."""
+    # one dictionary per column for the whole table: its names are listed and checked once
+    dictionaries: dict[int, tuple[pa.Array, list[str]]] = {}
+    for batch in table.unify_dictionaries().to_batches():
         n = batch.num_rows
         if n == 0:
             continue
-        ts_col, usd_col = batch.column(0), batch.column(6)
+        ts_col, side_col, usd_col = batch.column(0), batch.column(3), batch.column(6)
         ts, usd = _values(ts_col, np.int64), _values(usd_col, np.float64)
-        side_codes, side_names = _dictionary(batch.column(3))
-        sides_ok = all(s in ("long", "short") for s in side_names)
-        long_of = np.array([s == "long" for s in side_names] or [False])
-        names = [_dictionary(batch.column(i)) for i in (1, 2)]  # venue, symbol
+        is_long = _bits(side_col)
+        names = [_dictionary(batch.column(i), i, dictionaries) for i in (1, 2)]  # venue, symbol
         names_ok = all(_plain_names(distinct) for _, distinct in names)
         clean = (
             not ts_col.null_count
             and not usd_col.null_count
-            and sides_ok
+            and not side_col.null_count
             and names_ok
             and MIN_TS_MS <= int(ts.min()) <= int(ts.max()) < MAX_TS_MS
             and 0 < float(usd.min()) <= float(usd.max()) < _MAX_USD  # NaN fails both
@@ -150,16 +158,16 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
         )
         keep: slice | NDArray[np.intp] = slice(None)
         if not clean:
-            ok = _row_checks(batch, ts, usd, side_codes, side_names, names)
+            ok = _row_checks(batch, ts, usd, names)
             where = np.arange(offset, offset + n)
             scan.left_over.extend(where[~ok].tolist())
             keep = np.flatnonzero(ok)
             scan.lines.append(where[keep])
         else:
             scan.lines.append(np.arange(offset, offset + n))
-        scan.ts_ms.append(ts[keep].copy())  # a view would keep Arrow's buffer mapped
+        scan.ts_ms.append(ts[keep])
         scan.cents.append(cents_of(usd[keep]))
-        scan.is_long.append(long_of[side_codes[keep]])
+        scan.is_long.append(is_long[keep])
         scan.venue_codes.append(names[0][0][keep])
         scan.venue_names.append(names[0][1])
         scan.symbol_codes.append(names[1][0][keep])
@@ -171,15 +179,13 @@ def _row_checks(
     batch: pa.RecordBatch,
     ts: NDArray[np.int64],
     usd: NDArray[np.float64],
-    side_codes: NDArray[np.int32],
-    side_names: list[str],
     names: list[tuple[NDArray[np.int32], list[str]]],
 ) -> NDArray[np.bool_]:
     """Which rows of a batch are plainly valid, row by row (vectorised)."""
     ok = (ts >= MIN_TS_MS) & (ts < MAX_TS_MS) & (usd > 0) & (usd < _MAX_USD)
-    for column in (batch.column(0), batch.column(6)):
+    for column in (batch.column(0), batch.column(3), batch.column(6)):
         valid = _validity(column)
-        if valid is not None:  # an empty time or notional: the row parser says why not
+        if valid is not None:  # an empty time, side or notional: the row parser says why not
             ok &= valid
     for i in (4, 5):  # price, quantity: empty or in [0, inf), as the row parser's fast path
         column = batch.column(i)
@@ -188,7 +194,6 @@ def _row_checks(
             fine = (value >= 0) & (value < np.inf)
             valid = _validity(column)
             ok &= fine if valid is None else fine | ~valid
-    ok &= np.array([s in ("long", "short") for s in side_names] or [False])[side_codes]
     for codes, distinct in names:  # checked once per distinct name
         ok &= np.array([_plain_name(x) for x in distinct] or [False])[codes]
     return ok
@@ -212,6 +217,13 @@ def _values(column: pa.Array, dtype: type) -> NDArray:
     return np.frombuffer(buffer, dtype=dtype, count=len(column), offset=column.offset * width)
 
 
+def _bits(column: pa.BooleanArray) -> NDArray[np.bool_]:
+    """The values of a boolean Arrow array (bit-packed) as numpy booleans."""
+    packed = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+    bits = np.unpackbits(packed, count=column.offset + len(column), bitorder="little")
+    return bits[column.offset :].view(np.bool_)
+
+
 def _validity(column: pa.Array) -> NDArray[np.bool_] | None:
     """Which rows hold a value (False: empty field); None when all do."""
     if not column.null_count:
@@ -220,9 +232,15 @@ def _validity(column: pa.Array) -> NDArray[np.bool_] | None:
     return bits[column.offset : column.offset + len(column)].view(np.bool_)
 
 
-def _dictionary(column: pa.DictionaryArray) -> tuple[NDArray[np.int32], list[str]]:
-    """(code per row, distinct names) of a dictionary-encoded string column."""
-    return _values(column.indices, np.int32), column.dictionary.to_pylist()
+def _dictionary(
+    column: pa.DictionaryArray, i: int, seen: dict[int, tuple[pa.Array, list[str]]]
+) -> tuple[NDArray[np.int32], list[str]]:
+    """(code per row, distinct names) of a dictionary-encoded string column; the names list
+    is the same object for every batch sharing column i's dictionary (see seen)."""
+    known = seen.get(i)
+    if known is None or not column.dictionary.equals(known[0]):
+        known = seen[i] = (column.dictionary, column.dictionary.to_pylist())
+    return _values(column.indices, np.int32), known[1]
 
 
 _PLAIN: set[str] = set()  # names seen plain: a batch's names are mostly those of the last
