@@ -11,19 +11,14 @@ from bot.config.rules import RuleConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TAPE = ROOT / "tests" / "fixtures" / "bad_rows.csv"
-PROBE = """
-import sys
-sys.argv = ["liqguard", "detect", sys.argv[1], "--json"]
-from bot.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-heavy = ("sqlalchemy", "bot.config.settings", "bot.engine.orchestrator", "pandas", "matplotlib",
-         "ccxt", "telegram", "pyarrow.compute")
-loaded = [m for m in heavy if m in sys.modules]
-print("loaded:", loaded)
-"""
+HEAVY = ("sqlalchemy", "bot.config.settings", "bot.engine.orchestrator", "pandas", "matplotlib",
+         "ccxt", "telegram", "pyarrow.compute")  # fmt: skip
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules `python -X importtime` reported loading."""
+    lines = [line.split("|") for line in stderr.splitlines() if line.startswith("import time:")]
+    return {parts[-1].strip() for parts in lines if len(parts) == 3}
 
 
 def test_detect_without_config_uses_one_rule_over_every_venue() -> None:
@@ -39,8 +34,13 @@ def test_detect_loads_only_what_it_needs(tmp_path: Path) -> None:
     clean.write_text(header + "\n" + (first + "\n") * 100)
     for tape in (TAPE, clean):
         done = subprocess.run(
-            [sys.executable, "-c", PROBE, str(tape)], capture_output=True, text=True, cwd=ROOT
+            [sys.executable, "-X", "importtime", "-m", "bot.cli", "detect", str(tape), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[-1] == "loaded: []"
+        loaded = imported(done.stderr)
+        assert "bot.sources.columnar" in loaded  # the probe sees the run's imports
+        assert not loaded & set(HEAVY)
         assert "events read:" in done.stderr
