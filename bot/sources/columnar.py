@@ -6,7 +6,7 @@ The reader streams the file in blocks of whole lines (8 MB, so a tape larger tha
 works) and parses each with pyarrow's multithreaded CSV reader and column-wise checks
 (bot.sources.columnar_scan), the next block in a worker while this thread checks the current
 one, never a Python loop per row; it keeps only fixed-width arrays of the columns the
-detector needs. Any row those checks do not plainly accept goes through the
+detector needs, each value copied once into arrays grown in place. Any row those checks do not plainly accept goes through the
 streaming source's own row parser (bot.sources.formats.UnifiedRows), so acceptance, rejection
 reasons, line numbers and cents are the streaming path's, row for row.
 """
@@ -101,7 +101,7 @@ def _pieces(
     """(data, start, end): whole lines data[start:end], by blocks, without copying a block.
 
     Blocks are read into two buffers in turn, not a new one each time: a fresh 8 MB buffer is
-    fresh pages the kernel must zero (a fifth of the run's CPU). A piece's buffer is refilled
+    fresh pages the kernel must zero (a tenth of the run's CPU). A piece's buffer is refilled
     two pieces later, when its parse (a piece ahead) and its checks are done. The line cut by
     a block's end is moved to the front of the next buffer, so every piece is a whole block."""
     buffers = [bytearray(BLOCK_BYTES), bytearray(BLOCK_BYTES)]
