@@ -1,4 +1,4 @@
-"""The batch detector on a tape long enough for its threaded paths (halves, rules side by side).
+"""The batch detector on a tape long enough for its chunked search and its rules side by side.
 
 Reference: the window sums straight from their definition (one searchsorted over the whole
 tape), and each rule detected alone (no rule runs beside another).
@@ -12,7 +12,7 @@ from bot.config.rules import RuleConfig
 from bot.detector.batch import detect_columns, rule_window
 from bot.detector.columns import TapeColumns
 
-N = 400_000  # above the size where the window sums split in two threads
+N = 400_000  # several search chunks, and above the size where rules run side by side
 
 
 def tape() -> TapeColumns:

@@ -31,7 +31,7 @@ from bot.symbols import symbol_matches, venue_matches
 
 _FLOAT_EXACT = 2**53  # bincount sums in float64: exact while every sum stays below this
 _INT64_SAFE = 2**62  # int64 cumulative sums cannot overflow below this total
-_PARALLEL_MIN = 1 << 18  # events: below this, a second thread costs more than it saves
+_PARALLEL_MIN = 1 << 18  # events: below this, a second rule thread costs more than it saves
 
 
 @dataclass
@@ -114,25 +114,12 @@ def _first_inside(ts: NDArray[np.int64], a: int, b: int, w_ms: int) -> NDArray[n
 
 
 def _in_order_sums(ts: NDArray[np.int64], prefix: NDArray[np.int64], w_ms: int) -> NDArray:
-    """P_(i+1) - P_(first inside i) of sorted ts: the window sum after each event.
-
-    In two threads over halves of a long tape: numpy's search, take and subtract release the
-    GIL, so the second core (idle once the parse is done) halves the wait."""
-    n = len(ts)
-    out = np.empty(n, dtype=prefix.dtype)
-
-    def part(start: int, stop: int) -> None:
-        for a, b in _chunks(start, stop):
-            window = out[a:b]
-            np.take(prefix, _first_inside(ts, a, b, w_ms), out=window)
-            np.subtract(prefix[a + 1 : b + 1], window, out=window)
-
-    if n < _PARALLEL_MIN:
-        part(0, n)
-        return out
-    with ThreadPoolExecutor(2, thread_name_prefix="window") as pool:
-        for done in [pool.submit(part, 0, n // 2), pool.submit(part, n // 2, n)]:
-            done.result()
+    """P_(i+1) - P_(first inside i) of sorted ts: the window sum after each event, by chunks."""
+    out = np.empty(len(ts), dtype=prefix.dtype)
+    for a, b in _chunks(0, len(ts)):
+        window = out[a:b]
+        np.take(prefix, _first_inside(ts, a, b, w_ms), out=window)
+        np.subtract(prefix[a + 1 : b + 1], window, out=window)
     return out
 
 

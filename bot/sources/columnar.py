@@ -6,9 +6,10 @@ The reader streams the file in blocks of whole lines (8 MB, so a tape larger tha
 works) and parses each with pyarrow's multithreaded CSV reader and column-wise checks
 (bot.sources.columnar_scan), the next block in a worker while this thread checks the current
 one, never a Python loop per row; it keeps only fixed-width arrays of the columns the
-detector needs, each value copied once into arrays grown in place. Any row those checks do not plainly accept goes through the
-streaming source's own row parser (bot.sources.formats.UnifiedRows), so acceptance, rejection
-reasons, line numbers and cents are the streaming path's, row for row.
+detector needs, each value copied once into arrays grown in place. Any row those checks do
+not plainly accept goes through the streaming source's own row parser
+(bot.sources.formats.UnifiedRows), so acceptance, rejection reasons, line numbers and cents
+are the streaming path's, row for row.
 """
 
 from __future__ import annotations
