@@ -259,10 +259,9 @@ class _BlockReader:
         ts = np.concatenate(scan.ts_ms) if scan.lines else empty_column(np.int64)
         cents = np.concatenate(scan.cents) if scan.lines else empty_column(np.int64)
         longs = np.concatenate(scan.is_long) if scan.lines else empty_column(np.bool_)
-        sym_parts = [self._codes(scan, k)[0] for k in range(len(scan.lines))]
-        ven_parts = [self._codes(scan, k)[1] for k in range(len(scan.lines))]
-        sym = np.concatenate(sym_parts) if sym_parts else empty_column(np.int32)
-        ven = np.concatenate(ven_parts) if ven_parts else empty_column(np.int32)
+        codes = [self._codes(scan, k) for k in range(len(scan.lines))]
+        sym = np.concatenate([c[0] for c in codes]) if codes else empty_column(np.int32)
+        ven = np.concatenate([c[1] for c in codes]) if codes else empty_column(np.int32)
         order = np.argsort(kept, kind="stable")  # bisection may have split the block
         kept, ts, cents, longs = kept[order], ts[order], cents[order], longs[order]
         sym, ven = sym[order], ven[order]
