@@ -246,10 +246,11 @@ import sys
 import pyarrow as pa, pyarrow.csv as csv
 names = ["ts_ms", "venue", "symbol", "side", "price", "quantity", "notional_usd"]
 d = pa.dictionary(pa.int32(), pa.string())
-types = dict(zip(names, [pa.int64(), d, d, d, pa.float64(), pa.float64(), pa.float64()]))
+types = dict(zip(names, [pa.int64(), d, d, pa.bool_(), pa.float64(), pa.float64(), pa.float64()]))
 table = csv.read_csv(sys.argv[1], csv.ReadOptions(use_threads=True),
                      csv.ParseOptions(quote_char=False),
-                     csv.ConvertOptions(column_types=types, null_values=[""]))
+                     csv.ConvertOptions(column_types=types, null_values=[""],
+                                        true_values=["long"], false_values=["short"]))
 print(table.num_rows)
 """
 
