@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-
 from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover
 from bot.brokers.paper import PaperBroker
@@ -157,21 +155,24 @@ async def test_records_commit_once_before_the_order_and_notifications_follow(
 async def test_one_commit_carries_the_action_records(tmp_path: Path) -> None:
     orch, _rec, clock = _make(tmp_path, [_rule("t")], {**REDUCE, "calm": []})
     await orch.handle(PriceTick(0, S, 100_000.0))
-    commits: list[int] = []
+    journal = orch.journal
+    assert isinstance(journal, SqlJournal)
+    at_submit: list[int] = []
     broker = orch.broker
     assert isinstance(broker, WatchedBroker)
     real_submit = broker.submit
 
     async def counted(intent: OrderIntent, client_id: str) -> OrderResult:
-        commits.append(-1)  # the submit mark
+        at_submit.append(journal.commits - before)
         return await real_submit(intent, client_id)
 
     broker.submit = counted  # type: ignore[method-assign]
-    event.listen(orch.journal.engine, "commit", lambda _conn: commits.append(1))
     await clock.advance_to(1_000)
+    before = journal.commits
     await orch.handle(_liq(1_000, 1_500))
     await orch.finish()
-    assert commits.index(-1) == 1  # exactly one commit between the frame and the order
+    assert at_submit == [1]  # exactly one commit between the frame and the order
+    assert journal.commits > before + 1  # the outcome and the checkpoint came after
 
 
 async def test_the_collector_is_off_while_the_path_is_held_and_on_again_after(
