@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,23 @@ async def test_a_source_that_raises_turns_into_a_notified_blind_feed(tmp_path: P
     assert [t.venue for t in told] == ["binance", "okx"]
     assert orch.status()["feeds"]["okx"]["state"] == "blind"
     assert orch.feeds.frozen_rules() == {"all"}
+
+
+async def test_a_lone_source_is_read_as_it_comes_and_reported_blind_when_it_raises() -> None:
+    class Twice(Failing):
+        async def events(self) -> AsyncIterator[Liquidation]:
+            for _ in range(2):  # the same liquidation re-sent (a reconnect's snapshot)
+                yield replace(_liq(10, 5.0, "bybit"), event_id="bybit:1")
+            raise self.error
+
+    lone = Twice("bybit", ConnectionError("reset by peer"), ("bybit",))
+    stream = merged_sources([lone], lambda: 99)
+    got = [await anext(stream) for _ in range(2)]
+    await stream.aclose()
+    assert isinstance(got[0], Liquidation) and got[0].event_id == "bybit:1"  # once
+    status = got[1]
+    assert isinstance(status, FeedStatus) and (status.venue, status.state) == ("bybit", "blind")
+    assert "ConnectionError: reset by peer" in status.detail and lone.closed
 
 
 async def test_set_trading_state_and_the_runtime_control(tmp_path: Path) -> None:
