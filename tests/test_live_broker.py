@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -354,30 +353,3 @@ async def test_puts_held_and_resting_on_the_options_venue_are_in_the_portfolio()
     assert sold.status == "open" and deribit.orders[1]["direction"] == "sell"
     assert deribit.orders[1]["reduce_only"] is True and deribit.orders[1]["amount"] == 1.0
     assert canceled.status == "canceled" and deribit.orders[0]["order_state"] == "cancelled"
-
-
-async def test_an_order_does_not_queue_behind_the_reads_of_an_account_refresh() -> None:
-    server = LocalBinance()
-    server.set_position("BTCUSDT", 0.5, 90_000.0)
-    async with serve(server.app) as port:
-        cfg = VenueConfig(
-            endpoints=EndpointsConfig(rest=f"http://127.0.0.1:{port}", allow_insecure=True)
-        )
-        exchange = make_exchange("binance", cfg, secrets())  # ccxt's limiter on, as live
-        broker = CcxtBroker("binance", exchange)
-        try:
-            await broker.refresh()
-            # the reads spent the read bucket; from now on it never refills: a read would wait
-            # for ever, and an order sharing that bucket would too
-            exchange.throttler.config["refillRate"] = 0.0
-            assert exchange.throttler.config["tokens"] < 0
-            sold = await asyncio.wait_for(broker.submit(intent(amount=0.2), "lg1-0"), 10)
-            read = asyncio.ensure_future(exchange.fetch_balance())
-            for _ in range(20):
-                await asyncio.sleep(0)
-            assert not read.done()  # the reads' bucket is indeed shut
-            read.cancel()
-        finally:
-            await broker.close()
-    assert sold.status == "filled"
-    assert [o["clientOrderId"] for o in server.orders] == ["lg1-0"]

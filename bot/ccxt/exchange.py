@@ -4,8 +4,7 @@ Contents:
 - classify_error / ErrorKind / VenueError: ccxt exception -> rejected | retryable | unknown
 - make_exchange: one ccxt.pro instance per account (or per public stream), demo/sandbox
   switches, endpoint overrides, no ccxt-side retries, a raw-message tap for the streams,
-  ccxt's rate limiters (REST and each websocket) with idle time credited (bot.ccxt.throttle);
-  REST orders (create, cancel) have a bucket of their own, so account reads never hold one back
+  ccxt's rate limiters (REST and each websocket) with idle time credited (bot.ccxt.throttle)
 - MarketsKeeper: markets loaded once, refreshed daily (per instance)
 """
 
@@ -75,30 +74,9 @@ def _tapped_class(base: type) -> type:
     class Tapped(base):
         raw_sink: RawSink | None = None
         futures_error_prefix: str | None = None
-        _order_request = False  # set by fetch2, read by throttle, in the same synchronous step
 
         def init_throttler(self, cost: Any = None) -> None:
             self.throttler = IdleCreditThrottler(self.tokenBucket, self.asyncio_loop)
-            # Venues count orders apart from reads (Binance USD-M: an order weighs 0 on the IP
-            # weight, 1 on the order counts): same rate and weights as ccxt's, its own bucket,
-            # so an order never waits behind the ~12 weights of an account refresh
-            self.order_throttler = IdleCreditThrottler(self.tokenBucket, self.asyncio_loop)
-
-        async def fetch2(
-            self,
-            path: str,
-            api: Any = "public",
-            method: str = "GET",
-            params: Any = None,
-            config: Any = None,
-        ) -> Any:
-            self._order_request = places_order(path, method)
-            return await super().fetch2(path, api, method, params or {}, config or {})
-
-        async def throttle(self, cost: Any = None) -> Any:
-            bucket = self.order_throttler if self._order_request else self.throttler
-            self._order_request = False
-            return await bucket(cost)
 
         def client(self, url: str) -> Any:
             # each socket's own limiter, idle time credited as for REST: ccxt's stock bucket
@@ -130,12 +108,6 @@ def _tapped_class(base: type) -> type:
 
     Tapped.__name__ = f"Tapped_{base.__name__}"
     return Tapped
-
-
-def places_order(path: str, method: str) -> bool:
-    """A REST call that places or cancels an order (Binance `order`, `batchOrders`; Bybit
-    `v5/order/create`; OKX `trade/order`): any POST or DELETE on a path naming orders."""
-    return method.upper() in ("POST", "DELETE") and "order" in str(path).lower()
 
 
 def _ours_alone(message: Any) -> bool:
