@@ -2,13 +2,13 @@
 
 The local Binance (bot/sim/localexchange) runs in its own process and plays a cascade cut from
 the bundled 2024-12-04 tape into bursts; each burst's last frame crosses the detector's
-threshold. This process runs the real pipeline as `liqguard run --live` builds it (bot.app.wiring,
-with the live scheduler's jobs running): ccxt.pro stream -> Detector -> Orchestrator (policy,
-risk, auto approval, SQLite journal) -> CcxtBroker -> ccxt (REST `POST /fapi/v1/order`, or
-`order.place` on the WebSocket API). Both sides stamp time.perf_counter_ns (CLOCK_MONOTONIC, one
-clock for every process on the machine): the server when the crossing frame leaves and when
-the order request arrives; this process at every stage in between (wrappers, no change to the
-code measured).
+threshold. This process runs the real pipeline as `liqguard run --live` builds it
+(bot.app.wiring, with the live scheduler's jobs running): ccxt.pro stream -> the merge of
+sources -> Detector -> Orchestrator (policy, risk, auto approval, SQLite journal) -> CcxtBroker
+-> ccxt (REST `POST /fapi/v1/order`, or `order.place` on the WebSocket API). Both sides stamp
+time.perf_counter_ns (CLOCK_MONOTONIC, one clock for every process on the machine): the server
+when the crossing frame leaves and when the order request arrives; this process at every stage
+in between (wrappers, no change to the code measured).
 
 Floor, measured alone in the same run: ccxt's own cost of an order, from the call of
 `create_order` (or `create_order_ws`) in this process to the request's arrival at the server.
@@ -48,6 +48,7 @@ from bot.events import Anomaly, JournalKind  # noqa: E402
 from bot.logs import setup_logging  # noqa: E402
 from bot.sim.localexchange import local_secrets  # noqa: E402
 from bot.sim.localexchange.tapes import crossing_bursts  # noqa: E402
+from bot.sources.feeds import merged_sources  # noqa: E402
 from bot.sources.venues import parse_raw_message  # noqa: E402
 
 TAPE = ROOT / "bot/data/binance-btcusdt_2024-12-04_06.csv"
@@ -294,7 +295,8 @@ async def _bench(
             await runtime.start()
             scheduler = build_scheduler(runtime.orchestrator, live=True)
             scheduler.start()  # as `liqguard run --live`: tick, portfolio, heartbeat jobs
-            runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
+            merged = merged_sources([source], runtime.clock.now_ms)  # as `liqguard run --live`
+            runner = asyncio.create_task(runtime.orchestrator.run(merged))
             try:
                 await runtime.broker.portfolio()  # markets + account read once, before timing
                 floor_ns = await measure_floor(runtime.broker, base, http, reactions, transports)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 
 from bot.events import Fill, JournalKind, OrderIntent, TradingState, TradingStateChanged
-from bot.journal import SqlJournal, default_journal_url, to_payload
+from bot.journal import JournalError, SqlJournal, default_journal_url, to_payload
 
 
 def _journal(tmp_path: Path) -> SqlJournal:
@@ -112,3 +114,23 @@ def test_a_journal_kind_is_stored_as_its_text_and_old_rows_read_by_kind(journal_
     assert [e["payload"]["client_id"] for e in found] == ["a-0", "b-0"]
     assert all(e["kind"] == JournalKind.ORDER_SENT for e in found)
     again.close()
+
+
+def test_flush_keeps_the_first_row_of_a_key_another_writer_took(tmp_path: Path) -> None:
+    j = _journal(tmp_path)
+    j.stage("order_sent", 1, {"n": 1}, key="order:a-0")
+    j.stage("note", 1, {"n": 2})
+    other = sqlite3.connect(tmp_path / "sub" / "j.sqlite")  # a writer behind the lock's back
+    other.execute(
+        "INSERT INTO journal_entries (ts_ms, kind, key, payload, recorded_at_s) "
+        "VALUES (0, 'order_sent', 'order:a-0', '{\"n\": 0}', 0)"
+    )
+    other.commit()
+    j.flush()  # the batch is refused as a whole; each row then goes alone
+    assert [(e["key"], e["payload"]["n"]) for e in j.find()] == [("order:a-0", 0), (None, 2)]
+    other.execute("DROP TABLE journal_entries")  # the file is no journal any more
+    other.commit()
+    other.close()
+    j.stage("note", 2, {"n": 3})
+    with pytest.raises(JournalError, match=r"could not write \(no such table"):
+        j.flush()

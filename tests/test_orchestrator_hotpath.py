@@ -2,6 +2,9 @@
 
 - an action's records are committed in ONE transaction before its order goes out (a second
   connection sees them when the broker is asked), and notifications come after the order
+- the garbage collector is off while an event or an order holds the path, on again after; a
+  live checkpoint asked for by the crossing event is written at the next lull, not before
+  the order
 - blind feeds freeze the clocks of the rules that count them (no calm on a dead feed)
 - a source that raises becomes a journaled, notified blind feed (its error redacted)
 - set_trading_state is journaled, saved and notified; RuntimeControl uses it and shows feeds
@@ -10,11 +13,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import event
 
 from bot.app.telegram_control import RuntimeControl
 from bot.approvals import AutoApprover
@@ -78,11 +81,15 @@ class WatchedBroker(PaperBroker):
         super().__init__(*a, **kw)
         self.url, self.seen = url, seen
         self.at_submit: list[dict[str, Any]] = []
+        self.cursor_at_submit: dict[str, Any] | None = None
+        self.collecting_at_submit: list[bool] = []
 
     async def submit(self, intent: OrderIntent, client_id: str) -> OrderResult:
         other = SqlJournal(self.url)  # what a crash right now would leave on disk
         self.at_submit = other.find()
+        self.cursor_at_submit = other.get_state("cursor:s1")
         other.close()
+        self.collecting_at_submit.append(gc.isenabled())
         self.seen.append("submit")
         return await super().submit(intent, client_id)
 
@@ -92,6 +99,7 @@ def _make(
     rules: list[dict[str, Any]],
     policy: dict[str, Any] | None = None,
     seen: list[str] | None = None,
+    checkpoint_every: int = 200,
 ) -> tuple[Orchestrator, Recorder, SimClock]:
     settings = Settings.model_validate(
         {"rules": rules, "policy": policy or {"levels": {}, "calm": []}, "paper": PAPER}
@@ -114,6 +122,7 @@ def _make(
         policy=settings.policy,
         resolved=check_policy(settings.policy),
         settle=clock.settle,
+        checkpoint_every=checkpoint_every,
     )
     return orch, recorder, clock
 
@@ -147,21 +156,63 @@ async def test_records_commit_once_before_the_order_and_notifications_follow(
 async def test_one_commit_carries_the_action_records(tmp_path: Path) -> None:
     orch, _rec, clock = _make(tmp_path, [_rule("t")], {**REDUCE, "calm": []})
     await orch.handle(PriceTick(0, S, 100_000.0))
-    commits: list[int] = []
+    journal = orch.journal
+    assert isinstance(journal, SqlJournal)
+    at_submit: list[int] = []
     broker = orch.broker
     assert isinstance(broker, WatchedBroker)
     real_submit = broker.submit
 
     async def counted(intent: OrderIntent, client_id: str) -> OrderResult:
-        commits.append(-1)  # the submit mark
+        at_submit.append(journal.commits - before)
         return await real_submit(intent, client_id)
 
     broker.submit = counted  # type: ignore[method-assign]
-    event.listen(orch.journal.engine, "commit", lambda _conn: commits.append(1))
     await clock.advance_to(1_000)
+    before = journal.commits
     await orch.handle(_liq(1_000, 1_500))
     await orch.finish()
-    assert commits.index(-1) == 1  # exactly one commit between the frame and the order
+    assert at_submit == [1]  # exactly one commit between the frame and the order
+    assert journal.commits > before + 1  # the outcome and the checkpoint came after
+
+
+async def test_the_collector_is_off_while_the_path_is_held_and_on_again_after(
+    tmp_path: Path,
+) -> None:
+    orch, _rec, clock = _make(tmp_path, [_rule("t")], {**REDUCE, "calm": []})
+    broker = orch.broker
+    assert isinstance(broker, WatchedBroker)
+    assert gc.isenabled()
+    await orch.handle(PriceTick(0, S, 100_000.0))
+    await clock.advance_to(1_000)
+    await orch.handle(_liq(1_000, 1_500))
+    assert broker.collecting_at_submit == [False]  # no collection while the order is out
+    assert gc.isenabled()  # the path is free: what piled up is collected now
+    await orch.finish()
+    gc.disable()  # a collector the embedding program turned off stays off
+    try:
+        await orch.handle(_liq(2_000, 10.0))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_a_live_checkpoint_asked_by_the_crossing_event_waits_for_the_lull(
+    tmp_path: Path,
+) -> None:
+    orch, _rec, clock = _make(tmp_path, [_rule("t")], {**REDUCE, "calm": []}, checkpoint_every=2)
+    broker = orch.broker
+    assert isinstance(broker, WatchedBroker)
+    await orch.handle(PriceTick(0, S, 100_000.0))
+    await clock.advance_to(1_000)
+    await orch.handle(_liq(1_000, 1_500))  # the second event: a checkpoint is due
+    assert broker.collecting_at_submit == [False]  # the order went out ...
+    assert broker.cursor_at_submit is None  # ... before any checkpoint was written
+    assert orch.journal.get_state("cursor:s1") is None  # still none: the burst may go on
+    await orch.notifier.flush()  # the lull: notifications, and first the journal
+    cursor = orch.journal.get_state("cursor:s1")
+    assert cursor is not None and cursor["events"] == 2 and not cursor["finished"]
+    await orch.finish()
 
 
 async def test_blind_feed_freezes_the_rules_that_count_it(tmp_path: Path) -> None:
@@ -258,6 +309,23 @@ async def test_a_source_that_raises_turns_into_a_notified_blind_feed(tmp_path: P
     assert [t.venue for t in told] == ["binance", "okx"]
     assert orch.status()["feeds"]["okx"]["state"] == "blind"
     assert orch.feeds.frozen_rules() == {"all"}
+
+
+async def test_a_lone_source_is_read_as_it_comes_and_reported_blind_when_it_raises() -> None:
+    class Twice(Failing):
+        async def events(self) -> AsyncIterator[Liquidation]:
+            for _ in range(2):  # the same liquidation re-sent (a reconnect's snapshot)
+                yield replace(_liq(10, 5.0, "bybit"), event_id="bybit:1")
+            raise self.error
+
+    lone = Twice("bybit", ConnectionError("reset by peer"), ("bybit",))
+    stream = merged_sources([lone], lambda: 99)
+    got = [await anext(stream) for _ in range(2)]
+    await stream.aclose()
+    assert isinstance(got[0], Liquidation) and got[0].event_id == "bybit:1"  # once
+    status = got[1]
+    assert isinstance(status, FeedStatus) and (status.venue, status.state) == ("bybit", "blind")
+    assert "ConnectionError: reset by peer" in status.detail and lone.closed
 
 
 async def test_set_trading_state_and_the_runtime_control(tmp_path: Path) -> None:

@@ -34,9 +34,8 @@ the actions running are checkpointed together, at an event boundary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from time import perf_counter_ns
 from typing import Any
 
@@ -89,26 +88,30 @@ class HotPath:
     """Held while an event is handled or an order is on its way (nestable): notifications
     wait, and so does the garbage collector, whose passes over a heap of ccxt markets stalled
     orders by milliseconds; it runs as soon as the path is free (an event is handled in well
-    under a millisecond, an order takes one round trip: the garbage made meanwhile is small)."""
+    under a millisecond, an order takes one round trip: the garbage made meanwhile is small).
+    A plain context manager (`with hot():`): taken for every frame, a generator-based one cost
+    a fifth of handling a liquidation."""
 
     def __init__(self, notifier: BackgroundNotifier) -> None:
         self.notifier = notifier
         self.depth = 0
         self._collecting = False  # the collector was on when the path was taken (else: leave it)
 
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
+    def __call__(self) -> HotPath:
+        return self
+
+    def __enter__(self) -> None:
         if self.depth == 0:
             self._collecting = gc.isenabled()
             gc.disable()
         self.depth += 1
-        try:
-            with self.notifier.hold():
-                yield
-        finally:
-            self.depth -= 1
-            if self.depth == 0 and self._collecting:
-                gc.enable()
+        self.notifier.take()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.notifier.release()
+        self.depth -= 1
+        if self.depth == 0 and self._collecting:
+            gc.enable()
 
 
 class Orchestrator:

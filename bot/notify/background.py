@@ -69,15 +69,23 @@ class BackgroundNotifier:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """While held (nestable), deliveries wait: the hot path has the event loop."""
-        self._holds += 1
-        self._quiet.clear()
+        self.take()
         try:
             yield
         finally:
-            self._holds -= 1
-            if self._holds == 0:
-                self._free_since = asyncio.get_running_loop().time()
-                self._quiet.set()
+            self.release()
+
+    def take(self) -> None:
+        """`hold` without a context manager (each paired with one `release`)."""
+        self._holds += 1
+        if self._holds == 1:
+            self._quiet.clear()
+
+    def release(self) -> None:
+        self._holds -= 1
+        if self._holds == 0:
+            self._free_since = asyncio.get_running_loop().time()
+            self._quiet.set()
 
     async def flush(self, deadline_s: float | None = None) -> int:
         """Deliver everything queued so far, now (shutdown, end of a replay, tests), within

@@ -13,7 +13,8 @@ source: "binance" covers binance-usdm and binance-coinm, a chain feed its lendin
 - tick_rules: Detector.on_tick for the rules that are not frozen
 - MergedSources / merged_sources: THE merge: every LiveSource (venue streams, chains) as one
   stream, liquidations deduplicated by event id (reconnects and overlapping snapshots re-send),
-  a source that raises or ends reported as blind feeds carrying its (redacted) error
+  a source that raises or ends reported as blind feeds carrying its (redacted) error; one
+  source alone is read in the consumer's task (no pump task and queue hop per event)
 """
 
 from __future__ import annotations
@@ -425,27 +426,53 @@ class MergedSources:
         self.dedupe = Dedupe(dedupe_capacity)
         self.maxsize = maxsize
 
+    def _repeated(self, event: Event) -> bool:
+        return (
+            isinstance(event, Liquidation)
+            and event.event_id is not None
+            and self.dedupe.seen(event.event_id)
+        )
+
+    def _blind(self, src: LiveSource, detail: str) -> list[FeedStatus]:
+        logger.error("source {} is blind: {}", src.name, detail)
+        return [
+            FeedStatus(self.now_ms(), feed, "blind", detail=detail, covers=covered)
+            for feed, covered in source_feeds(src).items()
+        ]
+
     async def events(self) -> AsyncGenerator[Event, None]:
+        if len(self.sources) == 1:  # nothing to merge: no task and queue hop per event
+            src = self.sources[0]
+            stream = src.events()
+            try:
+                try:
+                    async for event in stream:
+                        if not self._repeated(event):
+                            yield event
+                    detail = "source stopped: its stream ended"
+                except Exception as exc:  # chain-id mismatch, exchange down, bad keys: say it
+                    detail = redact(f"source stopped: {type(exc).__name__}: {exc}")
+                for status in self._blind(src, detail):
+                    yield status
+                await asyncio.Event().wait()  # as a merge whose pumps all stopped: no end
+            finally:
+                aclose = getattr(stream, "aclose", None)  # a generator: its own finally runs now
+                if aclose is not None:
+                    await aclose()
+                await self.close()
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self.maxsize)
 
         async def pump(src: LiveSource) -> None:
             try:
                 async for event in src.events():
-                    if (
-                        isinstance(event, Liquidation)
-                        and event.event_id is not None
-                        and self.dedupe.seen(event.event_id)
-                    ):
-                        continue
-                    await queue.put(event)
+                    if not self._repeated(event):
+                        await queue.put(event)
                 detail = "source stopped: its stream ended"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # chain-id mismatch, exchange down, bad keys: say it, go on
                 detail = redact(f"source stopped: {type(exc).__name__}: {exc}")
-            logger.error("source {} is blind: {}", src.name, detail)
-            for feed, covered in source_feeds(src).items():
-                status = FeedStatus(self.now_ms(), feed, "blind", detail=detail, covers=covered)
+            for status in self._blind(src, detail):
                 await queue.put(status)
 
         tasks = [asyncio.create_task(pump(s), name=f"source-{s.name}") for s in self.sources]

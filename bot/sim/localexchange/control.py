@@ -75,8 +75,15 @@ def add_control(server: LocalBinance) -> None:
     r.add_post("/_ctl/bursts", bursts)
 
 
+_last_stamp_ms = [0]
+
+
 def _now(msg: dict[str, Any]) -> dict[str, Any]:
-    now_ms = time.time_ns() // 1_000_000
+    """Stamped with its send time, one millisecond apart at least: two liquidations of the
+    same size and price stamped alike are one event re-sent to the bot's dedupe (the tape's
+    own times were distinct)."""
+    now_ms = max(time.time_ns() // 1_000_000, _last_stamp_ms[0] + 1)
+    _last_stamp_ms[0] = now_ms
     return {**msg, "E": now_ms, "o": {**msg["o"], "T": now_ms}}
 
 
