@@ -103,8 +103,7 @@ class LocalBinance(AccountReads, WsApi):
                 if ws.closed:
                     continue
                 self.log.frames.append((time.perf_counter_ns(), msg))
-                await ws.send_str(text)
-                sent += 1
+                sent += await send_alive(ws, text)
             if interval_s:
                 await asyncio.sleep(interval_s)
         return sent
@@ -116,8 +115,7 @@ class LocalBinance(AccountReads, WsApi):
             for symbol in sorted(s for s in self.marks if s.lower() in lows):
                 msg = {"e": "markPriceUpdate", "E": now, "s": symbol, "p": repr(self.marks[symbol])}
                 msg.update({"i": msg["p"], "P": msg["p"], "r": "0.0001", "T": now + 3_600_000})
-                await ws.send_str(json.dumps(msg))
-                sent += 1
+                sent += await send_alive(ws, json.dumps(msg))
         return sent
 
     async def drop(self) -> None:
@@ -437,3 +435,13 @@ class LocalBinance(AccountReads, WsApi):
                 if o["algoStatus"] == "NEW" and p.get("symbol") in (None, o["symbol"])
             ]
         )
+
+
+async def send_alive(ws: web.WebSocketResponse, text: str) -> bool:
+    """Send one frame; False if the subscriber went away meanwhile (a process killed
+    mid-burst): a venue drops that socket and serves the others."""
+    try:
+        await ws.send_str(text)
+    except ConnectionResetError:
+        return False
+    return True

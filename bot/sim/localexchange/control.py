@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sim.localexchange.binance import LocalBinance
+from bot.sim.localexchange.binance import LocalBinance, send_alive
 
 
 def add_control(server: LocalBinance) -> None:
@@ -95,5 +95,5 @@ async def _send(server: LocalBinance, msg: dict[str, Any]) -> int:
         if not ws.closed:
             sent_ns = time.perf_counter_ns()
             server.log.frames.append((sent_ns, msg))
-            await ws.send_str(text)
+            await send_alive(ws, text)
     return sent_ns
