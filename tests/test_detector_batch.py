@@ -192,6 +192,24 @@ def test_reader_equals_streaming_rows_on_tricky_input(tmp_path: Path, gz: bool, 
     assert stats.rejected == 7 and stats.skipped == 2
 
 
+def test_reader_rejects_names_that_are_not_utf8_as_the_streaming_path(tmp_path: Path) -> None:
+    # Arrow's own UTF-8 check is off: the names are decoded once each, and a row with a name
+    # that does not decode goes to the row parser, among good rows of the same Arrow batch
+    good = [f"{1733330785584 + i},bybit,ETHUSDT,short,,,{10 + i}".encode() for i in range(300)]
+    bad = [b"1733330786000,bybit\xff,ETHUSDT,short,,,7", b"1733330786001,okx,ETH\xe9USDT,long,,,8"]
+    rows = good[:150] + bad + good[150:]
+    path = tmp_path / "t.csv"
+    path.write_bytes(HEADER.encode() + b"\n".join(rows) + b"\n")
+    assert_same_as_streaming(path)
+    cols, stats = read_unified_columns(path)
+    assert len(cols) == 300 and stats.rejected == 2
+    assert [(r.line, r.reason) for r in stats.first_rejections] == [
+        (152, "not UTF-8 text"),
+        (153, "not UTF-8 text"),
+    ]
+    assert {cols.venues[c] for c in cols.venue_codes} == {"bybit"}
+
+
 def test_reader_without_header_and_across_small_blocks(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(columnar, "BLOCK_BYTES", 37)  # lines cut across blocks everywhere
     path = write(tmp_path / "t.csv", "\n".join(TRICKY_ROWS) + "\n")

@@ -1,12 +1,14 @@
 """The batch detector on a tape long enough for its chunked search and its rules side by side.
 
 Reference: the window sums straight from their definition (one searchsorted over the whole
-tape), and each rule detected alone (no rule runs beside another).
+tape), and each rule detected alone (no rule runs beside another). One rule alone computes
+its window sums by halves on two threads: that path is checked against the definition too.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bot.config.rules import RuleConfig
 from bot.detector.batch import detect_columns, rule_window
@@ -30,9 +32,10 @@ def tape() -> TapeColumns:
     )
 
 
-def test_window_sums_of_a_long_tape_follow_the_definition() -> None:
+@pytest.mark.parametrize("threads", [1, 2], ids=["one thread", "halves side by side"])
+def test_window_sums_of_a_long_tape_follow_the_definition(threads: int) -> None:
     cols = tape()
-    win = rule_window(cols, RuleConfig(threshold_usd=1e6))
+    win = rule_window(cols, RuleConfig(threshold_usd=1e6), threads)
     assert win is not None
     prefix = np.concatenate([[0], np.cumsum(cols.cents)])
     first_inside = np.searchsorted(cols.ts_ms, cols.ts_ms - 3_600_000, side="right")

@@ -59,11 +59,12 @@ def detect_columns(
     merged: list[tuple[int, int, int, Anomaly | Calm]] = []
     late: dict[str, int] = {}
     peaks: dict[str, tuple[int, int]] = {}
-    if len(rules) > 1 and len(columns) >= _PARALLEL_MIN:  # numpy releases the GIL: 2 at once
+    big = len(columns) >= _PARALLEL_MIN
+    if len(rules) > 1 and big:  # numpy releases the GIL: 2 rules at once
         with ThreadPoolExecutor(2, thread_name_prefix="rule") as pool:
             runs = list(pool.map(lambda rule: _run_rule(columns, rule), rules))
-    else:
-        runs = [_run_rule(columns, rule) for rule in rules]
+    else:  # one rule: its window sums by halves on 2 threads
+        runs = [_run_rule(columns, rule, threads=2 if big else 1) for rule in rules]
     for k, (rule, run) in enumerate(zip(rules, runs, strict=True)):
         merged += [(i, k, order, ev) for i, order, ev in run.events]
         late[rule.name] = run.late
@@ -105,14 +106,27 @@ def _first_inside(ts: NDArray[np.int64], a: int, b: int, w_ms: int) -> NDArray[n
     return np.searchsorted(ts[s:b], keys, side="right") + s
 
 
-def _in_order_sums(ts: NDArray[np.int64], prefix: NDArray[np.int64], w_ms: int) -> NDArray:
+def _in_order_sums(
+    ts: NDArray[np.int64], prefix: NDArray[np.int64], w_ms: int, threads: int = 1
+) -> NDArray:
     """P_(i+1) - P_(first inside i) of sorted ts: the window sum after each event, by chunks
-    of searches that stay in cache (2x faster); exact Python ints when `prefix` holds them."""
+    of searches that stay in cache (2x faster); exact Python ints when `prefix` holds them.
+    With threads > 1 the halves of int64 sums run side by side (numpy releases the GIL)."""
     out = np.empty(len(ts), dtype=prefix.dtype)
-    for a, b in _chunks(0, len(ts)):
-        window = out[a:b]
-        np.take(prefix, _first_inside(ts, a, b, w_ms), out=window)
-        np.subtract(prefix[a + 1 : b + 1], window, out=window)
+
+    def fill(chunks: list[tuple[int, int]]) -> None:
+        for a, b in chunks:
+            window = out[a:b]
+            np.take(prefix, _first_inside(ts, a, b, w_ms), out=window)
+            np.subtract(prefix[a + 1 : b + 1], window, out=window)
+
+    chunks = _chunks(0, len(ts))
+    if threads < 2 or prefix.dtype == object or len(ts) < _PARALLEL_MIN:
+        fill(chunks)
+        return out
+    half = len(chunks) // 2
+    with ThreadPoolExecutor(2, thread_name_prefix="window") as pool:
+        list(pool.map(fill, (chunks[:half], chunks[half:])))
     return out
 
 
@@ -133,7 +147,12 @@ def _leaving_sum(
 
 
 def _window_sums(
-    ts: NDArray[np.int64], cents: NDArray, w_ms: int, in_order: bool, exact_float: bool
+    ts: NDArray[np.int64],
+    cents: NDArray,
+    w_ms: int,
+    in_order: bool,
+    exact_float: bool,
+    threads: int = 1,
 ) -> tuple[NDArray[np.int64], NDArray, int]:
     """(clock, window sum after each event, late count) of one rule's events."""
     n = len(ts)
@@ -141,7 +160,7 @@ def _window_sums(
         # In arrival order the window at i is the run [lo_i, i]: one prefix sum, no late events.
         prefix = np.zeros(n + 1, dtype=cents.dtype)
         np.cumsum(cents, out=prefix[1:])
-        return ts, _in_order_sums(ts, prefix, w_ms), 0
+        return ts, _in_order_sums(ts, prefix, w_ms, threads), 0
     clock = np.maximum.accumulate(ts)
     cut = clock - w_ms
     late = int(np.count_nonzero(ts <= cut))
@@ -149,9 +168,9 @@ def _window_sums(
     return clock, np.cumsum(cents) - _leaving_sum(leave, cents, n, exact_float), late
 
 
-def _run_rule(columns: TapeColumns, rule: RuleConfig) -> RuleRun:
+def _run_rule(columns: TapeColumns, rule: RuleConfig, threads: int = 1) -> RuleRun:
     run = RuleRun()
-    win = rule_window(columns, rule)
+    win = rule_window(columns, rule, threads)
     if win is None:
         return run
     run.late, run.peak = win.late, win.peak
@@ -202,8 +221,9 @@ class Step:
     window_cents: int
 
 
-def rule_window(columns: TapeColumns, rule: RuleConfig) -> RuleWindow | None:
-    """The window sums of the events passing the rule's filter; None if no event passes."""
+def rule_window(columns: TapeColumns, rule: RuleConfig, threads: int = 1) -> RuleWindow | None:
+    """The window sums of the events passing the rule's filter; None if no event passes.
+    `threads`: how many may compute the sums (2 pays off from _PARALLEL_MIN events)."""
     mask = _mask(columns, rule)
     if mask is None:  # the rule takes every event: views of the columns, no copies
         rows: NDArray[np.intp] | None = None
@@ -221,7 +241,7 @@ def rule_window(columns: TapeColumns, rule: RuleConfig) -> RuleWindow | None:
         cents = cents.astype(object)  # sums could pass int64: exact Python ints instead
     exact_float = cents.dtype != object and largest * n < _FLOAT_EXACT
     in_order = w_ms > 0 and bool(np.all(ts[1:] >= ts[:-1]))
-    clock, window, late = _window_sums(ts, cents, w_ms, in_order, exact_float)
+    clock, window, late = _window_sums(ts, cents, w_ms, in_order, exact_float, threads)
     best = int(np.argmax(window))
     peak = (int(window[best]), int(clock[best]))
     return RuleWindow(rows, ts, cents, clock, window, late, peak, in_order, exact_float)

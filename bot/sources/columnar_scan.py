@@ -19,6 +19,7 @@ cents are usd_to_cents(float(text)) exactly, which is what the streaming path co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +46,7 @@ _CONVERT = pacsv.ConvertOptions(
     true_values=["long"],
     false_values=["short"],
     strings_can_be_null=False,
-    check_utf8=True,
+    check_utf8=False,  # names are decoded once per distinct name instead (see _names)
 )
 
 
@@ -137,7 +138,7 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
     built only for a batch with something to leave over. The kept columns are views of Arrow's
     buffers: the reader copies them once, into its own arrays."""
     # one dictionary per column for the whole table: its names are listed and checked once
-    dictionaries: dict[int, tuple[pa.Array, list[str]]] = {}
+    dictionaries: dict[int, tuple[pa.Array, list[str], bool]] = {}
     for batch in table.unify_dictionaries().to_batches():
         n = batch.num_rows
         if n == 0:
@@ -146,14 +147,15 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
         ts, usd = _values(ts_col, np.int64), _values(usd_col, np.float64)
         is_long = _bits(side_col)
         names = [_dictionary(batch.column(i), i, dictionaries) for i in (1, 2)]  # venue, symbol
-        names_ok = all(_plain_names(distinct) for _, distinct in names)
+        names_ok = all(dictionaries[i][2] for i in (1, 2))
+        usd_lo, usd_hi = float(usd.min()), float(usd.max())
         clean = (
             not ts_col.null_count
             and not usd_col.null_count
             and not side_col.null_count
             and names_ok
             and MIN_TS_MS <= int(ts.min()) <= int(ts.max()) < MAX_TS_MS
-            and 0 < float(usd.min()) <= float(usd.max()) < _MAX_USD  # NaN fails both
+            and 0 < usd_lo <= usd_hi < _MAX_USD  # NaN fails both
             and all(_plain_amounts(batch.column(i)) for i in (4, 5))
         )
         keep: slice | NDArray[np.intp] = slice(None)
@@ -166,7 +168,7 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
         else:
             scan.lines.append(np.arange(offset, offset + n))
         scan.ts_ms.append(ts[keep])
-        scan.cents.append(cents_of(usd[keep]))
+        scan.cents.append(cents_of(usd[keep], usd_hi if clean else None))
         scan.is_long.append(is_long[keep])
         scan.venue_codes.append(names[0][0][keep])
         scan.venue_names.append(names[0][1])
@@ -233,26 +235,31 @@ def _validity(column: pa.Array) -> NDArray[np.bool_] | None:
 
 
 def _dictionary(
-    column: pa.DictionaryArray, i: int, seen: dict[int, tuple[pa.Array, list[str]]]
+    column: pa.DictionaryArray, i: int, seen: dict[int, tuple[pa.Array, list[str], bool]]
 ) -> tuple[NDArray[np.int32], list[str]]:
     """(code per row, distinct names) of a dictionary-encoded string column; the names list
-    is the same object for every batch sharing column i's dictionary (see seen)."""
+    (and whether all are plain) is the same for every batch sharing column i's dictionary."""
     known = seen.get(i)
     if known is None or not column.dictionary.equals(known[0]):
-        known = seen[i] = (column.dictionary, column.dictionary.to_pylist())
+        names = _names(column.dictionary)
+        known = seen[i] = (column.dictionary, names, all(_plain_name(x) for x in names))
     return _values(column.indices, np.int32), known[1]
 
 
-_PLAIN: set[str] = set()  # names seen plain: a batch's names are mostly those of the last
+def _names(dictionary: pa.Array) -> list[str]:
+    """The names of a dictionary; "" (never plain) for one that is not UTF-8, so that its rows
+    go to the row parser, which says so. Arrow's own check is off: it looks at every row."""
+    try:
+        return cast("list[str]", dictionary.to_pylist())
+    except UnicodeDecodeError:
+        return [_decoded(raw) for raw in dictionary.cast(pa.binary()).to_pylist()]
 
 
-def _plain_names(names: list[str]) -> bool:
-    """All of a batch's venues (or symbols) plain, by _plain_name; checked once per name."""
-    new = set(names) - _PLAIN
-    if not all(_plain_name(x) for x in new):
-        return False
-    _PLAIN.update(new)
-    return True
+def _decoded(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
 
 def _plain_name(name: str) -> bool:
@@ -260,8 +267,9 @@ def _plain_name(name: str) -> bool:
     return bool(name) and name[0] != " " and '"' not in name
 
 
-def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
-    """bot.money.usd_to_cents of each positive float below 1e11, vectorised.
+def cents_of(usd: NDArray[np.float64], largest: float | None = None) -> NDArray[np.int64]:
+    """bot.money.usd_to_cents of each positive float below 1e11, vectorised (`largest`: the
+    largest |usd|, when the caller knows it).
 
     Near a half cent, bot.money rounds the float's shortest decimal (its repr) half-to-even.
     Here: T = (2k+1)/200 is that tie and t = float(T); rounding to float is monotonic, so
@@ -276,7 +284,9 @@ def cents_of(usd: NDArray[np.float64]) -> NDArray[np.int64]:
         return out
     # Candidates first, by the widest margin of the batch (3 passes); bot.money's own margin
     # (TIE_EPS + |x| TIE_REL) is then applied to those few only.
-    widest = TIE_EPS + max(float(scaled.max()), -float(scaled.min())) * TIE_REL
+    if largest is None:
+        largest = max(float(usd.max()), -float(usd.min()))
+    widest = TIE_EPS + largest * 100.0 * TIE_REL
     distance = np.abs(np.subtract(scaled, nearest, out=nearest), out=nearest)
     near = np.flatnonzero(distance >= 0.5 - 2 * widest)
     if len(near):
