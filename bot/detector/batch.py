@@ -31,6 +31,7 @@ from bot.symbols import symbol_matches, venue_matches
 
 _FLOAT_EXACT = 2**53  # bincount sums in float64: exact while every sum stays below this
 _INT64_SAFE = 2**62  # int64 cumulative sums cannot overflow below this total
+_FEW_CODES = 32  # names: up to this many, an anomaly's top list is picked in Python
 _PARALLEL_MIN = 1 << 18  # events: below this, a second rule thread costs more than it saves
 
 
@@ -405,6 +406,8 @@ class _Context:
 def _positive(sums: NDArray, n: int) -> dict[int, int]:
     """Cents per code with a positive sum among the n largest (ties kept: top_names picks by
     name), exact."""
+    if len(sums) <= _FEW_CODES:  # a few venues: a list beats six numpy calls
+        return {code: int(v) for code, v in enumerate(sums.tolist()) if v > 0}
     codes = np.flatnonzero(sums > 0)
     if len(codes) > n and sums.dtype != object:
         values = sums[codes]

@@ -121,6 +121,10 @@ def _pieces(
         yield bytearray(rest + b"\n"), 0, len(rest) + 1
 
 
+def _index(lines: NDArray[np.intp] | range) -> NDArray[np.intp]:
+    return np.arange(lines.start, lines.stop) if isinstance(lines, range) else lines
+
+
 def _read_into(stream: BinaryIO, view: memoryview) -> int:
     """Fill `view` from the stream as far as it goes (a gzip stream may return less)."""
     done = 0
@@ -278,7 +282,9 @@ class _BlockReader:
                 self._kept.add(ts, cents, longs, scan.symbol_codes[k], scan.venue_codes[k], maps)
             self.stats.read += sum(len(t) for t in scan.ts_ms)
             return
-        kept = np.concatenate(scan.lines) if scan.lines else np.zeros(0, np.intp)
+        kept = (
+            np.concatenate([_index(x) for x in scan.lines]) if scan.lines else np.zeros(0, np.intp)
+        )
         ts = np.concatenate(scan.ts_ms) if scan.lines else empty_column(np.int64)
         cents = np.concatenate(scan.cents) if scan.lines else empty_column(np.int64)
         longs = np.concatenate(scan.is_long) if scan.lines else empty_column(np.bool_)

@@ -54,7 +54,7 @@ _CONVERT = pacsv.ConvertOptions(
 class Scan:
     """Kept rows (line index in the block, columns) and the lines for the row parser."""
 
-    lines: list[NDArray[np.intp]]
+    lines: list[NDArray[np.intp] | range]  # a batch kept whole: its range (no array)
     ts_ms: list[NDArray[np.int64]]
     cents: list[NDArray[np.int64]]
     is_long: list[NDArray[np.bool_]]
@@ -166,7 +166,7 @@ def _keep(table: pa.Table, offset: int, scan: Scan) -> None:
             keep = np.flatnonzero(ok)
             scan.lines.append(where[keep])
         else:
-            scan.lines.append(np.arange(offset, offset + n))
+            scan.lines.append(range(offset, offset + n))
         scan.ts_ms.append(ts[keep])
         scan.cents.append(cents_of(usd[keep], usd_hi if clean else None))
         scan.is_long.append(is_long[keep])
