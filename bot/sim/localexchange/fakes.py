@@ -17,7 +17,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 
-class _LocalWs:
+class LocalWs:
+    """A venue's websocket: the sockets and their topics, `play()` to push to the subscribed
+    ones, `drop()` to cut them all; a venue says how it answers a client frame (`on_text`, or
+    `on_frame` when one frame gets several replies)."""
+
     path = "/ws"
 
     def __init__(self) -> None:
@@ -33,6 +37,12 @@ class _LocalWs:
     def on_text(self, ws: web.WebSocketResponse, text: str) -> str | None:
         """Handle a client frame; return the reply, if any."""
         raise NotImplementedError
+
+    async def on_frame(self, ws: web.WebSocketResponse, text: str) -> None:
+        """Handle a client frame and send what it gets (by default on_text's one reply)."""
+        reply = self.on_text(ws, text)
+        if reply is not None:
+            await self.send_text(ws, reply)
 
     def topics(self) -> set[str]:
         return set().union(*self.subs.values()) if self.subs else set()
@@ -65,15 +75,13 @@ class _LocalWs:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    reply = self.on_text(ws, msg.data)
-                    if reply is not None:
-                        await self.send_text(ws, reply)
+                    await self.on_frame(ws, msg.data)
         finally:
             self.subs.pop(ws, None)
         return ws
 
 
-class LocalBybit(_LocalWs):
+class LocalBybit(LocalWs):
     """`wss://stream.bybit.com/v5/public/linear` as far as liquidations go."""
 
     path = "/v5/public/linear"
@@ -97,7 +105,7 @@ class LocalBybit(_LocalWs):
         return None
 
 
-class LocalOkx(_LocalWs):
+class LocalOkx(LocalWs):
     """`wss://ws.okx.com:8443/ws/v5/public` as far as `liquidation-orders` goes."""
 
     path = "/ws/v5/public"
@@ -159,7 +167,7 @@ def okx_message(
     }
 
 
-class LocalDeribitTrades(_LocalWs):
+class LocalDeribitTrades(LocalWs):
     """`wss://www.deribit.com/ws/api/v2` as far as public `trades.*` go (JSON-RPC 2.0)."""
 
     path = "/ws/api/v2"
@@ -181,7 +189,7 @@ class LocalDeribitTrades(_LocalWs):
         return None
 
 
-class LocalGateFutures(_LocalWs):
+class LocalGateFutures(LocalWs):
     """`wss://fx-ws.gateio.ws/v4/ws/usdt` as far as `futures.public_liquidates` goes, and
     `GET /api/v4/futures/usdt/contracts` (every contract's `quanto_multiplier`) from
     `contracts`, which a test may change (a new listing)."""
@@ -291,7 +299,7 @@ def gate_liquidates_message(entries: list[tuple[str, str | int, str, int]]) -> d
     }
 
 
-class LocalDydxIndexer(_LocalWs):
+class LocalDydxIndexer(LocalWs):
     """`wss://indexer.dydx.trade/v4/ws` as far as `v4_trades` goes (pings: control frames)."""
 
     path = "/v4/ws"
@@ -337,7 +345,7 @@ def dydx_trade(
     }
 
 
-class LocalBitgetUta(_LocalWs):
+class LocalBitgetUta(LocalWs):
     """`wss://ws.bitget.com/v3/ws/public` as far as the `liquidation` topic goes."""
 
     path = "/v3/ws/public"
@@ -385,7 +393,7 @@ def bitget_liquidation_message(
     }
 
 
-class LocalHtxLinearSwap(_LocalWs):
+class LocalHtxLinearSwap(LocalWs):
     """`wss://api.hbdm.com/linear-swap-notification` as far as `liquidation_orders` goes.
 
     Every frame it sends is gzip-compressed binary, as HTX's; `ping()` sends HTX's

@@ -13,11 +13,12 @@ Hyperliquid's frames:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
+
+from bot.sim.localexchange.fakes import LocalWs
 
 # two perps, as `metaAndAssetCtxs` lists them (universe, then one context per asset)
 _UNIVERSE = [
@@ -52,20 +53,20 @@ _USDC = {
 }
 
 
-class LocalHyperliquid:
+class LocalHyperliquid(LocalWs):
+    """The sockets' topics are the users whose userFills they follow (lower case)."""
+
+    path = "/ws"
+
     def __init__(self, max_users: int = 10) -> None:
+        super().__init__()
         self.max_users = max_users
         self.users: set[str] = set()  # every user subscribed to so far, on any socket
         self.refusals = 0
         self.history: dict[str, list[dict[str, Any]]] = {}  # user -> the snapshot's fills
-        self.subscribers: dict[web.WebSocketResponse, set[str]] = {}
-        self.subscribe_requests: list[dict[str, Any]] = []
         self.info_requests: list[dict[str, Any]] = []
         self.pings = 0
-        self.subscribed = asyncio.Event()
-        self.app = web.Application()
         self.app.router.add_post("/info", self._info)
-        self.app.router.add_get("/ws", self._ws)
 
     async def _info(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -79,34 +80,15 @@ class LocalHyperliquid:
             return web.json_response({"tokens": [_USDC], "universe": []})
         return web.json_response({"error": f"unknown info type {kind!r}"}, status=422)
 
+    def topic_of(self, msg: dict[str, Any]) -> str:
+        return str(msg["data"]["user"]).lower()
+
     async def play_fills(self, user: str, fills: list[dict[str, Any]]) -> int:
         """Push fills to every socket subscribed to `user`'s userFills; how many got them."""
-        sent = 0
-        msg = {"channel": "userFills", "data": {"user": user, "fills": fills}}
-        for ws, users in list(self.subscribers.items()):
-            if user.lower() in users and not ws.closed:
-                await ws.send_str(json.dumps(msg))
-                sent += 1
-        return sent
+        return await self.play([{"channel": "userFills", "data": {"user": user, "fills": fills}}])
 
-    async def drop(self) -> None:
-        self.subscribed.clear()
-        for ws in list(self.subscribers):
-            await ws.close(code=1001, message=b"going away")
-
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.subscribers[ws] = set()
-        try:
-            async for frame in ws:
-                if frame.type == WSMsgType.TEXT:
-                    await self._on_text(ws, json.loads(frame.data))
-        finally:
-            self.subscribers.pop(ws, None)
-        return ws
-
-    async def _on_text(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+    async def on_frame(self, ws: web.WebSocketResponse, text: str) -> None:
+        data = json.loads(text)
         method = data.get("method")
         if method == "ping":
             self.pings += 1
@@ -128,7 +110,8 @@ class LocalHyperliquid:
         await ws.send_str(json.dumps({"channel": "subscriptionResponse", "data": data}))
         snapshot = {"isSnapshot": True, "user": user, "fills": self.history.get(user, [])}
         await ws.send_str(json.dumps({"channel": "userFills", "data": snapshot}))
-        self.subscribers[ws].add(user)
+        # followed only now: a fill played before the snapshot would read as history
+        self.subs[ws].add(user)
         self.subscribed.set()
 
 
