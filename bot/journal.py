@@ -7,16 +7,18 @@ Contents:
 - MemoryJournal: the same Journal (bot.interfaces) in memory, for tests and embedding
 - to_payload: bot.events dataclasses -> JSON-safe dicts
 - default_journal_url: where the journal lives when nothing says otherwise
-- JournalBusy / the writer lock: one writing process per journal (`<file>.lock`, fcntl)
+- JournalBusy / the writer lock: one writing process per journal (`<file>.lock`, fcntl; on
+  Postgres a session advisory lock of the database)
 
 SQLAlchemy 2 Core; SQLite by default (a `postgresql://` URL works the same way). Calls are
 synchronous. `append` commits at once; `stage` queues a row that the next `flush`, `append` or
 `checkpoint` commits together with it, in one transaction (the hot path stages an action's
 records and flushes them once, before its order goes out). Keys are indexed in memory, loaded
 at open and kept in step with every write, so `has` costs no query: one writing process per
-journal, enforced by an exclusive lock on `<file>.lock` taken before anything is written (a
-second writer gets JournalBusy naming the holder); readers (`readonly=True`, `liqguard
-journal`) take no lock.
+journal, enforced by an exclusive lock on `<file>.lock` taken before anything is written (on
+Postgres: an advisory lock of the database, held on a connection kept for it); a second writer
+gets JournalBusy naming the holder. Readers (`readonly=True`, `liqguard journal`) take no lock,
+nor do the processes of an HA group (`single_writer=False`: its lease and fence decide).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -169,16 +172,19 @@ def _acquire(path: Path) -> str:
     except BlockingIOError:
         holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
         os.close(fd)
-        db = key.removesuffix(".lock")
-        raise JournalBusy(
-            f"journal {db} is in use by {holder}, and one process writes a journal at a "
-            "time: wait for it to end, stop it, or pass another --journal (`liqguard journal` "
-            "reads it meanwhile)."
-        ) from None
+        raise _busy(key.removesuffix(".lock"), holder) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} ({_command()})\n".encode())
     _LOCKS[key] = (fd, 1)
     return key
+
+
+def _busy(journal: str, holder: str) -> JournalBusy:
+    return JournalBusy(
+        f"journal {journal} is in use by {holder}, and one process writes a journal at a time: "
+        "wait for it to end, stop it, or pass another --journal (`liqguard journal` reads it "
+        "meanwhile)."
+    )
 
 
 def _release(key: str) -> None:
@@ -189,6 +195,63 @@ def _release(key: str) -> None:
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
     os.close(fd)  # closing the descriptor drops the lock
+
+
+# Postgres: a session advisory lock (liqguard's key pair), taken on a connection the writer
+# keeps open; Postgres drops it with the session, a crash of the writer included.
+_PG_LOCK_KEY = (0x6C716775, 0x6A726E6C)  # "lqgu", "jrnl": one liqguard journal per database
+_PG_LOCKS: dict[str, tuple[Any, int]] = {}  # database (URL, password hidden) -> (conn, users)
+_PG_NAME_BYTES = 63  # Postgres cuts application_name there
+
+
+def _pg_acquire(engine: Engine, url: str) -> str:
+    """Take this database's journal writer lock (once per process); JournalBusy if held."""
+    key = make_url(url).render_as_string(hide_password=True)
+    if key in _PG_LOCKS:
+        conn, users = _PG_LOCKS[key]
+        _PG_LOCKS[key] = (conn, users + 1)
+        return key
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # no open txn
+    try:
+        me = f"pid {os.getpid()} ({_command()})".encode()[:_PG_NAME_BYTES]
+        name = me.decode("utf-8", "ignore")
+        conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
+        a, b = _PG_LOCK_KEY
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": a, "b": b})
+        if not got.scalar():
+            raise _busy(shown_url(url), _pg_holder(conn))
+    except BaseException:
+        conn.close()
+        raise
+    _PG_LOCKS[key] = (conn, 1)
+    return key
+
+
+def _pg_holder(conn: Any) -> str:
+    """Who holds the lock: the pid and command it named itself by, else its backend pid."""
+    row = conn.execute(
+        text(
+            "SELECT a.application_name, l.pid FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid::bigint = :a AND l.objid::bigint = :b "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        {"a": _PG_LOCK_KEY[0], "b": _PG_LOCK_KEY[1]},
+    ).first()
+    if row is None:
+        return "another process"
+    name, backend = row
+    return name if name and name.startswith("pid ") else f"another process (backend pid {backend})"
+
+
+def _pg_release(key: str) -> None:
+    conn, users = _PG_LOCKS.pop(key)
+    if users > 1:
+        _PG_LOCKS[key] = (conn, users - 1)
+        return
+    with contextlib.suppress(Exception):  # a dead connection: Postgres dropped the lock already
+        conn.close()  # the session ends: Postgres drops its advisory lock
 
 
 def _command() -> str:
@@ -247,26 +310,29 @@ def to_payload(obj: Any, **extra: Any) -> dict[str, Any]:
 class SqlJournal:
     """The Journal of bot.interfaces on SQLAlchemy. Safe to reopen: a restart reads it back."""
 
-    def __init__(self, url: str, readonly: bool = False) -> None:
+    def __init__(self, url: str, readonly: bool = False, single_writer: bool = True) -> None:
+        """`single_writer=False`: take no writer lock (an HA group's processes share one
+        Postgres journal; its lease and fence decide who writes)."""
         self.url = url
         self.readonly = readonly
+        self._pg_lock: str | None = None
         scheme = url.split(":", 1)[0].split("+", 1)[0]
         if scheme not in URL_SCHEMES:
             raise JournalError(
                 f"journal.url {shown_url(url)!r}: unknown scheme {scheme!r}; use a SQLite "
                 "path or sqlite:///PATH, or postgresql+psycopg://USER@HOST/DB"
             )
-        where = None if readonly else lock_path(url)
+        where = None if readonly or not single_writer else lock_path(url)
         self._lock = _acquire(where) if where is not None else None  # before any write
         try:
-            self._open(url)
+            self._open(url, lock_db=single_writer and not readonly and scheme == "postgresql")
         except JournalError:
             if self._lock is not None:
                 _release(self._lock)
                 self._lock = None
             raise
 
-    def _open(self, url: str) -> None:
+    def _open(self, url: str, lock_db: bool = False) -> None:
         try:
             self.engine: Engine = create_engine(
                 url, future=True, pool_pre_ping=not url.startswith("sqlite")
@@ -284,12 +350,20 @@ class SqlJournal:
         # SQLAlchemy's checkout, begin, reset and return cost ~4x the INSERTs themselves
         self._raw: Any = None
         try:
+            if lock_db:  # before anything is written
+                self._pg_lock = _pg_acquire(self.engine, url)
             metadata.create_all(self.engine)
             with self.engine.connect() as conn:
                 rows = conn.execute(select(entries.c.key).where(entries.c.key.is_not(None)))
                 self._keys: set[str] = {r[0] for r in rows}
                 conn.execute(select(states.c.name, states.c.value).limit(1)).all()
+        except JournalBusy:
+            self.engine.dispose()
+            raise
         except (DBAPIError, SQLAlchemyError) as exc:
+            if self._pg_lock is not None:
+                _pg_release(self._pg_lock)
+                self._pg_lock = None
             self.engine.dispose()
             raise JournalError(
                 f"journal {shown_url(url)}: cannot be opened as a liqguard journal "
@@ -505,6 +579,9 @@ class SqlJournal:
         if self._raw is not None:
             self._raw.close()  # back to the pool, which dispose() closes
             self._raw = None
+        if self._pg_lock is not None:
+            _pg_release(self._pg_lock)
+            self._pg_lock = None
         self.engine.dispose()
         if self._lock is not None:  # the first close lets another process write
             _release(self._lock)

@@ -1,17 +1,21 @@
 """One writer per journal, with real processes: a second `liqguard replay` on a journal in use
 is refused with one sentence naming the first (pid, command) and exit 1, `liqguard journal`
-reads it meanwhile, and a SIGKILL frees it (the OS drops the lock with the process)."""
+reads it meanwhile, and a SIGKILL frees it (the OS drops the lock with the process). The same
+on a real PostgreSQL, where the lock is the database's (an advisory lock of the writer's
+session), and the processes of an HA group share the journal without it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.journal import SqlJournal, default_journal_url
+from bot.journal import JournalBusy, SqlJournal, default_journal_url
 from tests.restart_tools import (
     BUNDLED_PRICES,
     BUNDLED_TAPE,
@@ -93,10 +97,83 @@ def test_the_lock_names_the_writer_without_the_passwords_of_its_command_line(
 
 _OPEN_AGAIN = """
 import sys
-from bot.journal import SqlJournal, default_journal_url
+from bot.journal import JournalBusy, SqlJournal, default_journal_url
 try:
     SqlJournal(default_journal_url(sys.argv[1]))
 except JournalBusy as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
 """
+
+
+_OPEN_PG = """
+import sys
+from bot.journal import JournalBusy, SqlJournal
+mode = sys.argv[2]
+try:
+    j = SqlJournal(sys.argv[1], readonly=mode == "read", single_writer=mode != "ha")
+except JournalBusy as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+if mode == "hold":
+    print("held", flush=True)
+    sys.stdin.read()  # holds the journal until killed
+j.close()
+"""
+
+
+def _open_pg(url: str, mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _OPEN_PG, url, mode], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_second_writer_of_a_postgres_journal_is_refused(
+    pg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the password is ignored by the test server (trust) but must not show anywhere
+    url = pg.url().replace("postgres@", "postgres:FAKE-pg-password@")
+    argv = ["/venv/bin/liqguard", "run", "--journal", url]
+    monkeypatch.setattr(sys, "argv", argv)
+    neighbour = SqlJournal(pg.url())  # another database on the server: a lock of its own
+    journal = SqlJournal(url)
+    try:
+        again = SqlJournal(url)  # the same process may open it twice (a reader beside it)
+        again.close()
+        other = _open_pg(url, "write")
+        message = " ".join(other.stderr.split())
+        assert other.returncode == 1, other.stderr
+        assert f"is in use by pid {os.getpid()} (liqguard run --journal postgresql" in message
+        assert "one process writes a journal at a time" in message
+        assert "FAKE-pg-password" not in other.stderr and "Traceback" not in other.stderr
+        assert _open_pg(url, "read").returncode == 0  # `liqguard journal` reads meanwhile
+        assert _open_pg(url, "ha").returncode == 0  # an HA group's processes share it
+        journal.append("test", 1, {"n": 1})  # and the holder still writes
+    finally:
+        journal.close()
+        neighbour.close()
+    assert _open_pg(url, "write").returncode == 0  # released with the close
+
+
+def test_a_killed_postgres_writer_frees_its_journal(pg: Any) -> None:
+    url = pg.url()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _OPEN_PG, url, "hold"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = _open_pg(url, "write")
+        assert refused.returncode == 1
+        assert f"is in use by pid {holder.pid} (" in " ".join(refused.stderr.split())
+    finally:
+        holder.kill()  # SIGKILL: Postgres ends the session, and its lock, with the socket
+        holder.wait()
+    deadline = time.monotonic() + 30
+    while True:  # the server notices the closed socket a moment later
+        try:
+            SqlJournal(url).close()
+            break
+        except JournalBusy:
+            assert time.monotonic() < deadline, "the killed writer's lock was never dropped"
+            time.sleep(0.05)

@@ -290,7 +290,7 @@ class HaRun:
         logger.info("ha {}: {}", self.ha.group, payload)
         self.display.say(f"ha {self.ha.group}: {role} ({self.lease.holder})", "bold")
         try:
-            j = SqlJournal(self.url)
+            j = SqlJournal(self.url, single_writer=False)  # the group shares the journal
             try:
                 j.append(ROLE_KIND, int(time.time() * 1000), payload)
             finally:

@@ -277,7 +277,7 @@ def build(
             f"the journal is {url} (SQLite, one host); set journal.url: "
             "postgresql+psycopg://USER@HOST/DB or remove ha:"
         )
-    journal = SqlJournal(url)
+    journal = SqlJournal(url, single_writer=settings.ha is None)  # ha: the lease decides
     try:  # a part that cannot be built leaves no session behind, and the file closed
         clock: Clock = SimClock() if mode == "replay" else WallClock()
         if mode == "live":
