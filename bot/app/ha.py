@@ -128,7 +128,14 @@ class HaOps:
             await self._serve(app, "metrics")
         if self.listen["http"]:
             controls = http.Controls(None, self._no_state, self._note, _now_ms)
-            app = http.status_app(self._snapshot, health, self.token, controls, self._refuse)
+            app = http.status_app(
+                self._snapshot,
+                health,
+                self.token,
+                controls,
+                self._refuse,
+                allowed_hosts=self.run.settings.http.allowed_hosts,
+            )
             await self._serve(app, "http")
 
     async def lead(self, rt: Runtime) -> None:

@@ -55,6 +55,19 @@ class HttpConfig(BaseModel):
         min_length=1,
         description="the environment variable holding the token that enables the buttons",
     )
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="host names the page may be opened by, besides IP addresses and localhost",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(n.strip().lower() for n in names)
+        bad = [n for n in out if not n or any(c in n for c in " /:@[]")]
+        if bad:
+            raise ValueError(f"give names without port or scheme, e.g. bot.lan (got {bad[0]!r})")
+        return out
 
     @field_validator("listen", mode="before")
     @classmethod

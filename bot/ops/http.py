@@ -7,6 +7,8 @@
   (the diff and a request id), POST /api/confirm {"request_id", "approve"}.
   The buttons need `Authorization: Bearer <token>` (the token from the
   environment; never in a URL, never logged); without a token configured the page is read-only.
+  A request whose Host is a name other than localhost or `http.allowed_hosts` is refused (403):
+  another site's name resolved to this address (DNS rebinding) must not read the page.
 - serve(app, host, port): start it; the caller says where it listens.
 - serve_listen(app, listen, field): start it on a config's HOST:PORT, a taken one a SetupError.
 """
@@ -16,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from loguru import logger
@@ -81,15 +84,53 @@ class Controls:
         self.confirm = confirm  # request id, approve -> text (the same ballots as Telegram)
 
 
+def host_allowed(host: str | None, allowed: tuple[str, ...] = ()) -> bool:
+    """Whether a request's Host header names this page: an IP address (a browser at an address
+    is on that origin), localhost, or a name of `allowed` (http.allowed_hosts). Another name is
+    a site of its own whose DNS may point here (DNS rebinding). No Host (HTTP/1.0): allowed."""
+    if not host:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):  # [v6]:port
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name in ("localhost", *allowed) or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def status_app(
     snapshot: Snapshot,
     health: Health,
     token: str | None,
     controls: Controls,
     refuse: Callable[[], str | None] | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> web.Application:
     """`refuse()`: why no button may act now (an ha standby: the leader answers), or None."""
-    app = web.Application(client_max_size=16 * 1024)
+    told: set[str] = set()  # the names refused so far: each logged once
+
+    @web.middleware
+    async def own_hosts(request: web.Request, handler: Any) -> web.StreamResponse:
+        host = request.headers.get("Host")
+        if request.path == "/healthz" or host_allowed(host, allowed_hosts):  # probes: any name
+            return cast("web.StreamResponse", await handler(request))
+        shown = (host or "")[:100]
+        if shown not in told and len(told) < 100:
+            told.add(shown)
+            logger.warning("status page: a request for Host {!r} refused", shown)
+        why = (
+            f"Host {shown!r} is not this page's: open it by its IP address or localhost, "
+            "or add the name to http.allowed_hosts"
+        )
+        return web.json_response({"ok": False, "message": why}, status=403)
+
+    app = web.Application(client_max_size=16 * 1024, middlewares=[own_hosts])
 
     async def page(request: web.Request) -> web.Response:
         name = request.match_info.get("name", "index.html")

@@ -99,7 +99,10 @@ class Ops:
             token = self.env.get(s.http.token_env) or None
             if token:
                 register_secrets([token])
-            app = http.status_app(self.snapshot, health, token, self._controls())
+            controls = self._controls()
+            app = http.status_app(
+                self.snapshot, health, token, controls, allowed_hosts=s.http.allowed_hosts
+            )
             self.urls["http"] = await self._serve(app, s.http.listen, "http.listen")
             buttons = "buttons on (token set)" if token else f"read-only (no ${s.http.token_env})"
             self.say(f"status page on {self.urls['http']}, {buttons}{_exposure(s.http.listen)}")
