@@ -472,6 +472,8 @@ class JournalKind(StrEnum):
     # the detector and the feeds (orchestrator)
     ANOMALY = "anomaly"
     CALM = "calm"
+    # every action of a detection planned (or ended): where a live restart looks from
+    DETECTION_ANSWERED = "detection_answered"
     FEED = "feed"
     LIQUIDATION_STALE = "liquidation_stale"  # a live liquidation too old: counted, not acted on
     LIQUIDATION_FUTURE = "liquidation_future"  # stamped beyond the future tolerance

@@ -16,7 +16,9 @@ from bot.events import (
     Anomaly,
     ApprovalMode,
     Calm,
+    JournalKind,
     OrderIntent,
+    SymbolUsd,
     TimeoutDefault,
     TradingState,
 )
@@ -37,6 +39,10 @@ def anomaly_key(session: str, rule: str, ts_ms: int, level: int) -> str:
 
 def calm_key(session: str, rule: str, ts_ms: int) -> str:
     return f"calm:{session}:{rule}:{ts_ms}"
+
+
+def answered_key(detection_key: str) -> str:
+    return f"answered:{detection_key}"
 
 
 def plan_key(aid: str) -> str:
@@ -92,6 +98,16 @@ def action_from(d: dict[str, Any]) -> Action:
     target = d.get("ladder_target")
     fields["ladder_target"] = TradingState(target) if target else None
     return Action(**fields)
+
+
+def detection_from(kind: str, d: dict[str, Any]) -> Anomaly | Calm:
+    """The Anomaly (or Calm) of a journaled `anomaly` (or `calm`) payload."""
+    if kind == JournalKind.CALM:
+        return Calm(d["rule"], int(d["ts_ms"]), int(d.get("previous_level", 0)))
+    fields = {k: d[k] for k in Anomaly.__dataclass_fields__ if k in d}
+    for name in ("top_symbols", "top_venues"):
+        fields[name] = tuple(SymbolUsd(s["name"], int(s["cents"])) for s in d.get(name, ()))
+    return Anomaly(**fields)
 
 
 def new_action(

@@ -345,13 +345,17 @@ class Orchestrator:
             new = self._log(JournalKind.ANOMALY, event, key=key)
         else:
             self.counters.calms += 1
-            new = self._log(
-                JournalKind.CALM, event, key=ids.calm_key(self.session, event.rule, event.ts_ms)
-            )
+            key = ids.calm_key(self.session, event.rule, event.ts_ms)
+            new = self._log(JournalKind.CALM, event, key=key)
         if new:  # replayed after a restart: told before
             await self.notifier.notify(event)
+        await self._answer(event, key)
+
+    async def _answer(self, event: Anomaly | Calm, key: str) -> None:
+        """Plan every action of a detection, then mark it answered (a restart's watermark)."""
         for path, index, level in self._actions_for(event):
             await self._run_action(event, path, index, level)
+        self._log(JournalKind.DETECTION_ANSWERED, {"detection": key}, key=ids.answered_key(key))
 
     def _actions_for(self, event: Anomaly | Calm) -> list[tuple[str, int, int | str]]:
         """(resolved path, index, level tag) of the policy actions answering this event."""
@@ -524,7 +528,65 @@ class Orchestrator:
             self._spawn(action, verdict, bool(p.get("page_humans")))
             resumed += 1
         await self._settle()
+        if not self.rewinds:  # a replay meets its detections again; live, they are gone
+            resumed += await self._answer_left()
         return resumed
+
+    async def _answer_left(self) -> int:
+        """Live: the detections journaled after the last one marked answered whose actions
+        were never planned (the process died between committing the detection, with a first
+        action's order, and planning the next). One still inside its rule's escalation window
+        is answered now; an older one is told to a person and journaled as not run, never
+        acted on late. Detections before the mark were answered in full, under the policy of
+        then: a policy changed since does not reach back to them."""
+        windows = {r.name: r.escalation_window_ms for r in self.detector.rules}
+        kinds = [JournalKind.ANOMALY, JournalKind.CALM, JournalKind.DETECTION_ANSWERED]
+        mine = self.session
+        rows = [e for e in self.journal.find(kinds=kinds) if e["payload"].get("session") == mine]
+        marks = [i for i, e in enumerate(rows) if e["kind"] == JournalKind.DETECTION_ANSWERED]
+        answered = 0
+        for entry in rows[marks[-1] + 1 :] if marks else rows:
+            if entry["kind"] == JournalKind.DETECTION_ANSWERED:
+                continue
+            event = ids.detection_from(str(entry["kind"]), entry["payload"])
+            if not self.unanswered(event):
+                continue
+            age_ms = self.clock.now_ms() - event.ts_ms
+            window_ms = windows.get(event.rule)
+            if window_ms is not None and age_ms <= window_ms:
+                logger.warning("answering {} of {} at {}: not answered before the restart",
+                               type(event).__name__, event.rule, event.ts_ms)  # fmt: skip
+                with self.hot():
+                    await self._answer(event, str(entry["key"]))
+                answered += 1
+            else:
+                await self._too_late(event, str(entry["key"]), age_ms)
+        await self._settle()
+        return answered
+
+    async def _too_late(self, event: Anomaly | Calm, key: str, age_ms: int) -> None:
+        """A detection left unanswered past its escalation window: its missing actions are
+        journaled as not run, and a person is paged."""
+        now = self.clock.now_ms()
+        reason = (
+            f"not planned before the restart, and {age_ms / 60_000:.0f} min old by then (past "
+            f"rule {event.rule}'s escalation window): not run"
+        )
+        for path, index, tag in self._actions_for(event):
+            aid = ids.action_id(self.session, event.rule, event.ts_ms, tag, index)
+            if self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid)):
+                continue
+            strategy = self.resolved[path].config.strategy
+            self._log(
+                JournalKind.ACTION_FAILED,
+                {"action_id": aid, "strategy": strategy, "error": reason},
+                key=ids.end_key(aid),
+                path=path,
+            )
+            title = f"Action {strategy} not run"
+            await self.notifier.notify(Notice(now, title, reason, "critical", page=True))
+        self._log(JournalKind.DETECTION_ANSWERED, {"detection": key}, key=ids.answered_key(key))
+        self.journal.flush()
 
     def _lull(self) -> None:
         """Between bursts, before notifications go out: commit the journal, fold its WAL."""
