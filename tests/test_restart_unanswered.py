@@ -29,6 +29,7 @@ from bot.events import JournalKind, Liquidation, Notice, OrderIntent, OrderResul
 from bot.journal import SqlJournal, default_journal_url
 from bot.risk import RiskGate
 from bot.sources.replay import replay_events
+from tests.recorders import Told
 
 V, S = "binance-usdm", "BTCUSDT"
 RULE = {"name": "t", "window_s": 60, "threshold_usd": 1000, "factor": 2, "escalation_window_s": 120}
@@ -59,19 +60,6 @@ class HangingVenue(PaperBroker):
             self.hung.set()
             await asyncio.Event().wait()
         return await super().portfolio()
-
-
-class Told:
-    name = "told"
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    async def notify(self, event: object) -> None:
-        self.events.append(event)
-
-    async def close(self) -> None:
-        return None
 
 
 def _make(
