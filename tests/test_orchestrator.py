@@ -10,12 +10,11 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from bot.approvals import AutoApprover, ConsoleApprover
+from bot.approvals import ConsoleApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
 from bot.config import ConfigError, load_settings
 from bot.config.settings import Settings
-from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.orchestrator import Orchestrator
 from bot.engine.policy import check_policy
@@ -31,10 +30,10 @@ from bot.events import (
 from bot.interfaces import Approver, Journal
 from bot.journal import MemoryJournal, SqlJournal, default_journal_url
 from bot.notify.format import render
-from bot.risk import RiskGate
 from bot.sources.replay import replay_events
 from strategies.base import Plan, StrategyContext
 from strategies.registry import register
+from tests.engines import paper_orchestrator
 
 V, S = "binance-usdm", "BTCUSDT"
 RULE = {"name": "t", "window_s": 60, "threshold_usd": 1000, "factor": 2, "escalation_window_s": 120}
@@ -85,20 +84,8 @@ def _make(
     clock = SimClock(0)
     recorder = Recorder()
     paper = PaperBroker(settings.paper, clock)
-    orch = Orchestrator(
-        session="s1",
-        detector=Detector(settings.rules),
-        risk=RiskGate(settings.risk),
-        broker=paper,
-        market=paper,
-        journal=journal or SqlJournal(default_journal_url(tmp_path / "j.sqlite")),
-        approver=approver or AutoApprover(),
-        notifier=recorder,
-        clock=clock,
-        policy=settings.policy,
-        resolved=check_policy(settings.policy),
-        settle=clock.settle,
-    )
+    journal = journal or SqlJournal(default_journal_url(tmp_path / "j.sqlite"))
+    orch = paper_orchestrator(settings, paper, journal, recorder, clock, approver)
     return orch, recorder, clock
 
 

@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.app.telegram_control import RuntimeControl
-from bot.approvals import AutoApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
 from bot.config.settings import Settings
-from bot.detector import Detector
 from bot.engine.orchestrator import Orchestrator
-from bot.engine.policy import check_policy
 from bot.events import (
     Calm,
     FeedStatus,
@@ -40,8 +37,8 @@ from bot.events import (
 from bot.journal import SqlJournal, default_journal_url
 from bot.logs import register_secrets
 from bot.notify.format import render
-from bot.risk import RiskGate
 from bot.sources.feeds import merged_sources
+from tests.engines import paper_orchestrator
 
 V, S = "binance-usdm", "BTCUSDT"
 REDUCE = {"levels": {1: [{"strategy": "reduce_exposure", "params": {"fraction": 0.5}}]}}
@@ -109,20 +106,9 @@ def _make(
     url = default_journal_url(tmp_path / "j.sqlite")
     recorder = Recorder(seen)
     paper = WatchedBroker(settings.paper, clock, url=url, seen=seen)
-    orch = Orchestrator(
-        session="s1",
-        detector=Detector(settings.rules),
-        risk=RiskGate(settings.risk),
-        broker=paper,
-        market=paper,
-        journal=SqlJournal(url),
-        approver=AutoApprover(),
-        notifier=recorder,
-        clock=clock,
-        policy=settings.policy,
-        resolved=check_policy(settings.policy),
-        settle=clock.settle,
-        checkpoint_every=checkpoint_every,
+    journal = SqlJournal(url)
+    orch = paper_orchestrator(
+        settings, paper, journal, recorder, clock, checkpoint_every=checkpoint_every
     )
     return orch, recorder, clock
 

@@ -17,18 +17,15 @@ from typing import Any
 
 import pytest
 
-from bot.approvals import AutoApprover
 from bot.brokers.paper import PaperBroker
 from bot.clock import SimClock
 from bot.config.settings import Settings
-from bot.detector import Detector
 from bot.engine import ids
 from bot.engine.orchestrator import Orchestrator
-from bot.engine.policy import check_policy
 from bot.events import JournalKind, Liquidation, Notice, OrderIntent, OrderResult, PriceTick
 from bot.journal import SqlJournal, default_journal_url
-from bot.risk import RiskGate
 from bot.sources.replay import replay_events
+from tests.engines import paper_orchestrator
 from tests.recorders import Told
 
 V, S = "binance-usdm", "BTCUSDT"
@@ -69,21 +66,7 @@ def _make(
     settings = Settings.model_validate({"rules": [RULE], "policy": policy, "paper": PAPER})
     clock, told = SimClock(0), Told()
     paper = broker(settings.paper, clock)
-    orch = Orchestrator(
-        session="s1",
-        detector=Detector(settings.rules),
-        risk=RiskGate(settings.risk),
-        broker=paper,
-        market=paper,
-        journal=journal,
-        approver=AutoApprover(),
-        notifier=told,
-        clock=clock,
-        policy=settings.policy,
-        resolved=check_policy(settings.policy),
-        settle=clock.settle,
-    )
-    return orch, told, clock
+    return paper_orchestrator(settings, paper, journal, told, clock), told, clock
 
 
 def _rows(journal: SqlJournal, kind: str) -> list[dict[str, Any]]:

@@ -325,27 +325,30 @@ class Orchestrator:
     def unanswered(self, event: Anomaly | Calm) -> bool:
         """Whether the journal lacks this detection, or a plan or end of one of its actions (a
         process that died between committing the detection and planning its actions)."""
+        return not self.journal.has(self._detection_key(event)) or bool(self._unplanned(event))
+
+    def _detection_key(self, event: Anomaly | Calm) -> str:
         if isinstance(event, Anomaly):
-            key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
-        else:
-            key = ids.calm_key(self.session, event.rule, event.ts_ms)
-        if not self.journal.has(key):
-            return True
-        for _path, index, tag in self._actions_for(event):
+            return ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
+        return ids.calm_key(self.session, event.rule, event.ts_ms)
+
+    def _unplanned(self, event: Anomaly | Calm) -> list[tuple[str, str]]:
+        """(policy path, action id) of the event's actions with neither a plan nor an end."""
+        out = []
+        for path, index, tag in self._actions_for(event):
             aid = ids.action_id(self.session, event.rule, event.ts_ms, tag, index)
             if not (self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid))):
-                return True
-        return False
+                out.append((path, aid))
+        return out
 
     async def _respond(self, event: Anomaly | Calm) -> None:
+        key = self._detection_key(event)
         if isinstance(event, Anomaly):
             n = self.counters.anomalies_by_level
             n[event.level] = n.get(event.level, 0) + 1
-            key = ids.anomaly_key(self.session, event.rule, event.ts_ms, event.level)
             new = self._log(JournalKind.ANOMALY, event, key=key)
         else:
             self.counters.calms += 1
-            key = ids.calm_key(self.session, event.rule, event.ts_ms)
             new = self._log(JournalKind.CALM, event, key=key)
         if new:  # replayed after a restart: told before
             await self.notifier.notify(event)
@@ -572,10 +575,7 @@ class Orchestrator:
             f"not planned before the restart, and {age_ms / 60_000:.0f} min old by then (past "
             f"rule {event.rule}'s escalation window): not run"
         )
-        for path, index, tag in self._actions_for(event):
-            aid = ids.action_id(self.session, event.rule, event.ts_ms, tag, index)
-            if self.journal.has(ids.plan_key(aid)) or self.journal.has(ids.end_key(aid)):
-                continue
+        for path, aid in self._unplanned(event):
             strategy = self.resolved[path].config.strategy
             self._log(
                 JournalKind.ACTION_FAILED,
