@@ -222,3 +222,24 @@ async def test_rate_limiter_credits_idle_time() -> None:
     await in_debt
     limiter._last_ms = (limiter._last_ms or 0) - 1_000  # as if a second went by idle
     assert limiter(1).done()  # credited: let through at once (ccxt's would queue for 200 ms)
+
+
+class _CountedRefills(IdleCreditThrottler):
+    def __init__(self, config: dict[str, float]) -> None:
+        super().__init__(config)
+        self.refills = 0
+
+    def _refill(self) -> None:
+        self.refills += 1
+        super()._refill()
+
+
+async def test_a_request_waiting_for_the_rate_limiter_sleeps_through_its_wait() -> None:
+    # 4 tokens of debt at 1 token per 50 ms: a 200 ms wait that ccxt's loop spends awake
+    # every millisecond, on the event loop that reacts to liquidations
+    limiter = _CountedRefills({"refillRate": 1 / 50, "capacity": 1.0, "tokens": 0})
+    await limiter(4)
+    before = limiter.refills
+    await limiter(1)
+    assert limiter.config["tokens"] >= -1.0  # let through once its debt was paid back
+    assert limiter.refills - before <= 3

@@ -5,7 +5,9 @@ waits in its loop: the time between requests is never credited, so every request
 `cost of the previous request x rateLimit` however long ago that was (on Binance USD-M 200 ms
 before each order after an order, 250 ms after a position read). Same weights, same rate,
 same capacity here; the bucket refills with wall time, and a request that finds tokens is
-let through at once instead of after a hop through the loop.
+let through at once instead of after a hop through the loop. A request that must wait sleeps
+until its tokens are there: ccxt's loop woke every millisecond of the wait, and each wake-up
+ran on the event loop the live pipeline reacts on.
 """
 
 from __future__ import annotations
@@ -54,5 +56,6 @@ class IdleCreditThrottler(Throttler):
                 await asyncio.sleep(0)
                 if len(self.queue) == 0:
                     self.running = False
-            else:
-                await asyncio.sleep(self.config["delay"])
+            else:  # asleep until the debt is paid back, not awake every `delay` (1 ms)
+                debt_ms = -self.config["tokens"] / self.config["refillRate"]
+                await asyncio.sleep(max(self.config["delay"], debt_ms / 1000))
