@@ -159,7 +159,8 @@ def first_at_least(values, lo, hi, bound):
 def escalate(rule, t, sums, out):
     """The level loop of detector.md, visiting only the rows above the threshold: from each
     anomaly, the next row above the next level or, first, the calm."""
-    t0, f, e_ms = rule["threshold_usd"], rule["factor"], rule["escalation_window_s"] * 1000
+    # e_ms an int: searchsorted of a float in int64 times would convert the times each call
+    t0, f, e_ms = rule["threshold_usd"], rule["factor"], int(rule["escalation_window_s"] * 1000)
     cross = np.flatnonzero(sums >= t0)
     tc, sc = t[cross], sums[cross]
     level, t_last, k = 0, 0, 0
@@ -418,6 +419,10 @@ def main() -> None:
             f"liqguard/arrow parse {ours[0] / floor_s:.2f} ({ours[1] / floor_cpu:.2f}); "
             f"peak RSS liqguard/pandas {ours[2] / pd_[2]:.2f}, /polars {ours[2] / pl_[2]:.2f}"
         )
+    # The goals compare liqguard with the scripts; so does the floor it cannot go below
+    print("the floor itself: " + "; ".join(
+        f"{case}: arrow parse/pandas {floor_s / med[case, 'pandas'][0]:.2f}, "
+        f"/polars {floor_s / med[case, 'polars'][0]:.2f}" for case in cases))  # fmt: skip
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     streaming(tape, config, min(n, args.stream_events))
 
