@@ -57,5 +57,6 @@ class IdleCreditThrottler(Throttler):
                 if len(self.queue) == 0:
                     self.running = False
             else:  # asleep until the debt is paid back, not awake every `delay` (1 ms)
-                debt_ms = -self.config["tokens"] / self.config["refillRate"]
+                rate = self.config["refillRate"]
+                debt_ms = -self.config["tokens"] / rate if rate > 0 else 0.0
                 await asyncio.sleep(max(self.config["delay"], debt_ms / 1000))
