@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from bot.secrets import Secrets
 from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.binance import LocalBinance
 from bot.sim.localexchange.deribit import PUT_ID, PUT_SYMBOL, LocalDeribit, option_market
+from tests.live_tools import until
 
 
 def secrets(key: str = "test-key", secret: str = "test-secret") -> Secrets:
@@ -91,6 +93,51 @@ async def test_portfolio_reduce_only_market_stop_and_cancel() -> None:
     ]
     assert canceled.status == "canceled" and algo["algoStatus"] == "CANCELED"
     assert final.open_orders == ()
+
+
+def _account_reads(server: LocalBinance) -> int:
+    return sum(1 for _t, _m, path, _p in server.log.requests if path.endswith("/positionRisk"))
+
+
+async def test_the_next_plan_after_a_reduction_has_its_fill_without_waiting_for_a_read() -> None:
+    # reduce_exposure then hedge (the default level 2): the hedge plans on the position the
+    # reduction left, without the ~0.25 s re-read (and rate limit) between the two actions
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5, 90_000.0)
+    server.set_position("ETHUSDT", 2.0, 3_000.0)
+    async with local_broker(server, refresh_delay_s=0.05) as broker:
+        await broker.portfolio()
+        await broker.submit(intent(amount=0.2), "lg1-0")
+        await broker.submit(intent(symbol="ETHUSDT", amount=2.0), "lg1-1")
+        reads = _account_reads(server)
+        planned_on = await broker.portfolio()
+        assert _account_reads(server) == reads  # nothing read between the actions
+        # the venue is read after the orders all the same, and holds what was planned on
+        await until(lambda: _account_reads(server) > reads)
+        read = await broker.refresh()
+    assert [(p.symbol, p.side) for p in planned_on.positions] == [("BTCUSDT", "long")]
+    assert planned_on.positions[0].size == pytest.approx(0.3)
+    assert [(p.symbol, p.size) for p in read.positions] == [("BTCUSDT", pytest.approx(0.3))]
+
+
+async def test_the_next_plan_reads_the_venue_after_an_order_that_is_not_a_plain_reduction() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5, 90_000.0)
+    async with local_broker(server, refresh_delay_s=30.0) as broker:
+        await broker.portfolio()
+        await broker.submit(intent(kind="stop", amount=0.3, stop_price=85_000.0), "lg1-0")
+        reads = _account_reads(server)
+        after_stop = await broker.portfolio()  # a resting order: what rests only the venue says
+        assert _account_reads(server) == reads + 1
+        # an order answered while the account was being read: that read may lack it
+        reading = asyncio.create_task(broker.refresh())
+        await broker.submit(intent(amount=0.2), "lg1-1")
+        await reading
+        reads = _account_reads(server)
+        after_race = await broker.portfolio()
+        assert _account_reads(server) == reads + 1
+    assert [o.client_id for o in after_stop.open_orders] == ["lg1-0"]
+    assert after_race.positions[0].size == pytest.approx(0.3)
 
 
 async def test_create_timed_out_after_acceptance_is_not_placed_twice() -> None:

@@ -156,6 +156,15 @@ class CcxtBroker(CcxtAccount):
     async def submit(self, intent: OrderIntent, client_id: str) -> OrderResult:
         """Send one order or cancel. A create is sent again only when it is reduce-only and the
         venue shows no such id after the request could no longer be accepted."""
+        self._order_begun()
+        result: OrderResult | None = None
+        try:
+            result = await self._submit(intent, client_id)
+            return result
+        finally:
+            self._order_answered(intent, result)
+
+    async def _submit(self, intent: OrderIntent, client_id: str) -> OrderResult:
         try:
             ex, venue = self._route(intent)
             await self._markets(ex)
