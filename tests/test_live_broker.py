@@ -120,6 +120,40 @@ async def test_the_next_plan_after_a_reduction_has_its_fill_without_waiting_for_
     assert [(p.symbol, p.size) for p in read.positions] == [("BTCUSDT", pytest.approx(0.3))]
 
 
+async def test_a_plan_waits_for_an_order_on_its_way_and_sizes_on_what_it_left() -> None:
+    # the default level 2 plans its hedge a few loop turns after its reduction went out; the
+    # hedge must size on the position the reduction left, as paper mode (which fills at once)
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5, 90_000.0)
+    server.slow_next_orders = [0.2]  # the reduction's round trip
+    async with local_broker(server, refresh_delay_s=30.0) as broker:
+        await broker.portfolio()
+        selling = asyncio.create_task(broker.submit(intent(amount=0.2), "lg1-0"))
+        await asyncio.sleep(0)  # on its way: sent, not answered
+        planned_on = await broker.portfolio()
+        answered = selling.done()
+        await selling
+    assert answered
+    assert planned_on.positions[0].size == pytest.approx(0.3)
+
+
+async def test_a_read_from_inside_an_orders_own_handling_does_not_wait_for_that_order() -> None:
+    server = LocalBinance()
+    server.set_position("BTCUSDT", 0.5, 90_000.0)
+    server.fail_next_orders_with = [-2019]
+    brokers: list[CcxtBroker] = []
+    read_inside: list[float] = []
+
+    async def on_rejected(_i: OrderIntent, _r: OrderResult) -> None:  # still inside submit
+        read_inside.append((await brokers[0].portfolio()).positions[0].size)
+
+    async with local_broker(server, on_rejected=on_rejected) as broker:
+        brokers.append(broker)
+        await broker.portfolio()
+        refused = await asyncio.wait_for(broker.submit(intent(amount=0.2), "lg1-0"), 10.0)
+    assert refused.status == "rejected" and read_inside == [0.5]
+
+
 async def test_the_next_plan_reads_the_venue_after_an_order_that_is_not_a_plain_reduction() -> None:
     server = LocalBinance()
     server.set_position("BTCUSDT", 0.5, 90_000.0)

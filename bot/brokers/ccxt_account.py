@@ -91,6 +91,8 @@ class CcxtAccount:
         self._orders_answered = 0
         self._unread: list[Fill] = []
         self._derivable = False
+        self._on_way: dict[asyncio.Task[Any] | None, int] = {}  # orders unanswered, by task
+        self._an_order_answered = asyncio.Event()  # wakes plans waiting for orders on their way
         self.order_transport = order_transport  # "rest" | "websocket" (Binance perps only)
         self._keepers = {
             id(e): MarketsKeeper(e, markets_refresh_s)
@@ -218,7 +220,15 @@ class CcxtAccount:
         reduction), the next plan does not wait for that re-read (~0.25 s on Binance with its
         rate limit): it gets the last read with those fills taken off the positions, and the
         re-read follows as before. Any other order since (resting, unknown outcome, a cancel,
-        opening, options), or one on its way during the last read, and it waits for the read."""
+        opening, options), or one on its way during the last read, and it waits for the read.
+
+        An order of this account still on its way is waited for first (its round trip, or its
+        own bounded timeout and lookup): a plan right after it (the default level 2's hedge, a
+        few loop turns after its reduction went out) sizes on what it left, as in paper mode."""
+        me = asyncio.current_task()  # its own orders are not waited for (no wait on itself)
+        while any(task is not me for task in self._on_way):
+            self._an_order_answered.clear()
+            await self._an_order_answered.wait()
         if self._refresh_task is not None or self._dirty_handle is not None:
             derived = self._derived()
             if derived is not None:
@@ -235,11 +245,18 @@ class CcxtAccount:
 
     def _order_begun(self) -> None:
         self._orders_begun += 1
+        task = asyncio.current_task()
+        self._on_way[task] = self._on_way.get(task, 0) + 1
 
     def _order_answered(self, intent: OrderIntent, result: OrderResult | None) -> None:
         """Keep the fills of a plain reduce-only fill for the next plan; any other answer (or
         none: the submit raised) makes the next plan read the venue."""
         self._orders_answered += 1
+        task = asyncio.current_task()
+        left = self._on_way.pop(task, 1) - 1
+        if left > 0:
+            self._on_way[task] = left
+        self._an_order_answered.set()
         if result is not None and result.status == "rejected" and not result.outcome_unknown:
             return  # the venue refused it (or it was never sent): nothing changed there
         plain = (
