@@ -20,6 +20,7 @@ from bot.sim.localexchange import local_secrets, serve
 from bot.sim.localexchange.binance import LocalBinance
 from bot.sim.localexchange.tapes import tape_messages
 from bot.sources.venues import parse_raw_message
+from tests.live_tools import until
 
 TAPE = Path(__file__).resolve().parents[1] / "bot/data/binance-btcusdt_2024-12-04_06.csv"
 THRESHOLD_USD = 100_000.0
@@ -40,7 +41,10 @@ def _at(msg: dict[str, Any], ts_ms: int) -> dict[str, Any]:
     return {**msg, "E": ts_ms + 1, "o": {**msg["o"], "T": ts_ms}}
 
 
-def settings_for(port: int, mode: str = "live") -> Any:
+REDUCE_HALF = {"levels": {1: [{"strategy": "reduce_exposure", "params": {"fraction": 0.5}}]}}
+
+
+def settings_for(port: int, mode: str = "live", policy: dict[str, Any] = REDUCE_HALF) -> Any:
     endpoints = {
         "rest": f"http://127.0.0.1:{port}",
         "ws": f"ws://127.0.0.1:{port}/ws",
@@ -50,10 +54,7 @@ def settings_for(port: int, mode: str = "live") -> Any:
         overrides={
             "mode": mode,
             "rules": [{"name": "all", "window_s": 3600, "threshold_usd": THRESHOLD_USD}],
-            "policy": {
-                "levels": {1: [{"strategy": "reduce_exposure", "params": {"fraction": 0.5}}]},
-                "calm": [],
-            },
+            "policy": {**policy, "calm": []},
             "exchanges": {"venues": {"binance": {"endpoints": endpoints}}},
         }
     )
@@ -99,6 +100,54 @@ async def test_anomaly_on_stream_sends_reduce_only_order(tmp_path: Path) -> None
     assert float(order["origQty"]) == pytest.approx(0.4)  # half of the 0.8 long
     assert order["clientOrderId"].startswith("lg") and order["clientOrderId"].endswith("-0")
     assert server.positions["BTCUSDT"].amount == pytest.approx(0.4)
+
+
+async def test_a_hedge_planned_after_a_reduction_sizes_on_what_the_reduction_left(
+    tmp_path: Path,
+) -> None:
+    # the default level 2's shape: reduce, then hedge. The hedge plans while the reduction's
+    # order is on its way and must hedge the half left, as paper mode does (it hedged 0.189
+    # BTC, the whole $36,000, before plans waited for orders on their way)
+    server = LocalBinance()
+    server.set_position("ETHUSDT", 10.0, 3_500.0)  # $36,000 at the local mark of $3,600
+    server.set_position("BTCUSDT", 0.2, 90_000.0)  # held: the account's read prices the hedge
+    server.slow_next_orders = [0.1]  # the reduction's round trip: longer than a few loop turns
+    secrets = local_secrets()
+    messages = crossing_messages()
+    async with serve(server.app) as port:
+        eth = ["ETHUSDT"]
+        reduce = {"strategy": "reduce_exposure", "params": {"fraction": 0.5, "symbols": eth}}
+        hedge = {
+            "strategy": "hedge",
+            "params": {"hedge_ratio": 0.5, "when": "always", "symbols": eth},
+        }
+        settings = settings_for(port, policy={"levels": {1: [reduce, hedge]}})
+        runtime = build(
+            settings,
+            secrets,
+            mode="live",
+            identity="e2e",
+            journal_url=str(tmp_path / "journal.sqlite"),
+            approvals="auto",
+        )
+        source = create_live_sources(settings, secrets, ["binance"])[0]
+        runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
+        try:
+            await asyncio.wait_for(server.subscribed.wait(), 10)
+            now_ms = time.time_ns() // 1_000_000
+            await server.play([_at(m, now_ms + k) for k, m in enumerate(messages)])
+            await until(lambda: len(server.orders) == 2)  # the reduction, then the hedge
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await source.close()
+            await runtime.close()
+    sold, hedged = server.orders
+    assert (sold["symbol"], sold["side"], sold["reduceOnly"]) == ("ETHUSDT", "SELL", True)
+    assert float(sold["origQty"]) == pytest.approx(5.0)
+    assert (hedged["symbol"], hedged["side"], hedged["reduceOnly"]) == ("BTCUSDT", "SELL", False)
+    # half of the $18,000 left, at BTC's $95,000: 0.0947 BTC (to the venue's 0.001 step)
+    assert float(hedged["origQty"]) == pytest.approx(9_000 / 95_000, abs=0.001)
 
 
 async def test_paper_broker_on_live_data_fills_at_live_marks(tmp_path: Path) -> None:
