@@ -174,6 +174,16 @@ async def test_the_next_plan_reads_the_venue_after_an_order_that_is_not_a_plain_
     assert after_race.positions[0].size == pytest.approx(0.3)
 
 
+async def test_an_instrument_the_policy_trades_unheld_is_priced_at_each_read() -> None:
+    server = LocalBinance()
+    server.set_position("ETHUSDT", 2.0, 3_000.0)
+    async with local_broker(server, price_symbols=("BTCUSDT", "NOPEUSDT")) as broker:
+        book = await broker.portfolio()
+    assert [p.symbol for p in book.positions] == ["ETHUSDT"]
+    # the venue's mark for the unheld perp; a symbol the venue lacks stays unpriced
+    assert book.prices == {"ETHUSDT": server.marks["ETHUSDT"], "BTCUSDT": server.marks["BTCUSDT"]}
+
+
 async def test_create_timed_out_after_acceptance_is_not_placed_twice() -> None:
     server = LocalBinance()
     server.set_position("BTCUSDT", 0.5)

@@ -107,10 +107,11 @@ async def test_a_hedge_planned_after_a_reduction_sizes_on_what_the_reduction_lef
 ) -> None:
     # the default level 2's shape: reduce, then hedge. The hedge plans while the reduction's
     # order is on its way and must hedge the half left, as paper mode does (it hedged 0.189
-    # BTC, the whole $36,000, before plans waited for orders on their way)
+    # BTC, the whole $36,000, before plans waited for orders on their way; and without a BTC
+    # position it had no price for its perp at all)
     server = LocalBinance()
     server.set_position("ETHUSDT", 10.0, 3_500.0)  # $36,000 at the local mark of $3,600
-    server.set_position("BTCUSDT", 0.2, 90_000.0)  # held: the account's read prices the hedge
+    # no BTC held: the hedge's perp is priced at each account read all the same
     server.slow_next_orders = [0.1]  # the reduction's round trip: longer than a few loop turns
     secrets = local_secrets()
     messages = crossing_messages()

@@ -180,8 +180,11 @@ def create_ccxt_broker(
     secrets: Secrets | None,
     *,
     markets: Mapping[str, Any] | None = None,
+    price_symbols: Sequence[str] = (),
 ) -> CcxtBroker:
-    """The live broker on `exchanges.trading_venue` (and `options_venue` for puts)."""
+    """The live broker on `exchanges.trading_venue` (and `options_venue` for puts);
+    `price_symbols`: venue ids priced at every account read even when not held (the hedge
+    instrument)."""
     ex_cfg = settings.exchanges
     venue = ex_cfg.trading_venue
     if not credentials(venue, secrets):
@@ -208,6 +211,7 @@ def create_ccxt_broker(
         refresh_s=ex_cfg.portfolio_refresh_s,
         slippage_cap_bps=ex_cfg.slippage_cap_bps,
         watch_symbols=cfg.symbols,
+        price_symbols=price_symbols,
         # a lost create may land until its recvWindow ends (+1 s for the clocks' skew)
         accept_window_s=max(windows_ms) / 1000 + 1.0,
         order_transport=cfg.order_transport,

@@ -29,7 +29,7 @@ from bot.clock import SimClock, WallClock
 from bot.config.settings import Settings
 from bot.detector import Detector
 from bot.engine.orchestrator import Orchestrator
-from bot.engine.policy import check_policy
+from bot.engine.policy import ResolvedAction, check_policy
 from bot.interfaces import Approver, Broker, Clock, LiveSource, Notifier
 from bot.journal import SqlJournal, default_journal_url
 from bot.notify import FanOut
@@ -54,12 +54,22 @@ def live_sources(settings: Settings, secrets: Secrets, names: Sequence[str]) -> 
         raise SetupError(str(exc)) from None
 
 
-def ccxt_broker(settings: Settings, secrets: Secrets) -> Broker:
-    """The real-money broker (live mode only)."""
+def ccxt_broker(
+    settings: Settings, secrets: Secrets, resolved: dict[str, ResolvedAction] | None = None
+) -> Broker:
+    """The real-money broker (live mode only); `resolved`: the policy, whose instruments that
+    are traded without being held are priced at every account read."""
     from bot.app.live import create_ccxt_broker
 
+    priced = sorted(
+        {
+            str(symbol)
+            for action in (resolved or {}).values()
+            if (symbol := getattr(action.params, "instrument_symbol", None))
+        }
+    )
     try:
-        broker: Broker = create_ccxt_broker(settings, secrets)
+        broker: Broker = create_ccxt_broker(settings, secrets, price_symbols=priced)
     except ValueError as exc:
         raise SetupError(str(exc)) from None
     return broker
@@ -281,7 +291,7 @@ def build(
     try:  # a part that cannot be built leaves no session behind, and the file closed
         clock: Clock = SimClock() if mode == "replay" else WallClock()
         if mode == "live":
-            broker: Broker = ccxt_broker(settings, secrets)
+            broker: Broker = ccxt_broker(settings, secrets, resolved)
             market = baseline = None
         else:
             # the orchestrator drives the paper market's prices

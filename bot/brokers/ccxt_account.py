@@ -56,6 +56,7 @@ class CcxtAccount:
         read_attempts: int = 3,
         on_rejected: OnRejected | None = None,
         watch_symbols: Iterable[str] = (),
+        price_symbols: Iterable[str] = (),
         markets_refresh_s: float = 86_400.0,
         refresh_delay_s: float = 0.25,
         accept_window_s: float = 6.0,
@@ -73,6 +74,7 @@ class CcxtAccount:
         self.read_attempts = read_attempts
         self.on_rejected = on_rejected
         self.watch_symbols = tuple(watch_symbols)  # venue ids whose open orders are read
+        self.price_symbols = tuple(price_symbols)  # venue ids priced even when not held
         self.label = venue_label(venue)
         # a lost create can still land this long after it was sent (recvWindow + clock margin)
         self.accept_window_s = accept_window_s
@@ -156,6 +158,9 @@ class CcxtAccount:
         prices = {p.symbol: p.mark_price for p in positions if p.instrument != "option"}
         for symbol, price in prices.items():
             self.note_price(symbol, price)
+        unheld = [s for s in self.price_symbols if s not in prices]
+        marks = await asyncio.gather(*map(self._price, unheld))
+        prices |= {s: mark for s, mark in zip(unheld, marks, strict=True) if mark is not None}
         self._portfolio = Portfolio(
             ts_ms=now_ms(),
             balance_usd=balance_usd,
@@ -170,6 +175,15 @@ class CcxtAccount:
         orders_after = (self._orders_begun, self._orders_answered)
         self._derivable = orders_before == orders_after and orders_after[0] == orders_after[1]
         return self._portfolio
+
+    async def _price(self, symbol: str) -> float | None:
+        """A fresh mark of an instrument the policy trades without holding it (a hedge's
+        perp), or None: the strategy then says it has no price."""
+        try:
+            return await self._fresh_price(self.exchange, self._market(symbol))
+        except Exception as exc:  # an unknown symbol or a failed read: unpriced, said
+            logger.warning("{}: no price for {}: {}", self.name, symbol, exc)
+            return None
 
     async def _options_book(
         self, opt: Any | None
