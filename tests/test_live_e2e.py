@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,39 +62,44 @@ def settings_for(port: int, mode: str = "live", policy: dict[str, Any] = REDUCE_
     )
 
 
+@asynccontextmanager
+async def live_run(settings: Any, tmp_path: Path) -> AsyncIterator[None]:
+    """`liqguard run --live` on the local Binance's stream, auto approvals, while in the block."""
+    secrets = local_secrets()
+    runtime = build(
+        settings,
+        secrets,
+        mode="live",
+        identity="e2e",
+        journal_url=str(tmp_path / "journal.sqlite"),
+        approvals="auto",
+    )
+    source = create_live_sources(settings, secrets, ["binance"])[0]
+    runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
+    try:
+        yield
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await source.close()
+        await runtime.close()
+
+
 async def test_anomaly_on_stream_sends_reduce_only_order(tmp_path: Path) -> None:
     server = LocalBinance()
     server.set_position("BTCUSDT", 0.8, 96_000.0)
-    secrets = local_secrets()
     messages = crossing_messages()
-    async with serve(server.app) as port:
-        settings = settings_for(port)
-        runtime = build(
-            settings,
-            secrets,
-            mode="live",
-            identity="e2e",
-            journal_url=str(tmp_path / "journal.sqlite"),
-            approvals="auto",
-        )
-        source = create_live_sources(settings, secrets, ["binance"])[0]
-        runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
-        try:
-            await asyncio.wait_for(server.subscribed.wait(), 10)
-            now_ms = time.time_ns() // 1_000_000  # fresh frames: stale ones never trade
-            messages = [_at(m, now_ms + k) for k, m in enumerate(messages)]
-            await server.play(messages[:-1])
-            await asyncio.sleep(0.2)
-            assert server.order_requests() == []  # below the threshold: nothing
-            await server.play(messages[-1:])
+    async with serve(server.app) as port, live_run(settings_for(port), tmp_path):
+        await asyncio.wait_for(server.subscribed.wait(), 10)
+        now_ms = time.time_ns() // 1_000_000  # fresh frames: stale ones never trade
+        messages = [_at(m, now_ms + k) for k, m in enumerate(messages)]
+        await server.play(messages[:-1])
+        await asyncio.sleep(0.2)
+        assert server.order_requests() == []  # below the threshold: nothing
+        await server.play(messages[-1:])
 
-            await asyncio.wait_for(server.order_arrived.wait(), 10)
-            await asyncio.sleep(0.2)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            await source.close()
-            await runtime.close()
+        await asyncio.wait_for(server.order_arrived.wait(), 10)
+        await asyncio.sleep(0.2)
     assert len(server.orders) == 1
     order = server.orders[0]
     assert (order["symbol"], order["side"], order["type"]) == ("BTCUSDT", "SELL", "MARKET")
@@ -113,36 +120,17 @@ async def test_a_hedge_planned_after_a_reduction_sizes_on_what_the_reduction_lef
     server.set_position("ETHUSDT", 10.0, 3_500.0)  # $36,000 at the local mark of $3,600
     # no BTC held: the hedge's perp is priced at each account read all the same
     server.slow_next_orders = [0.1]  # the reduction's round trip: longer than a few loop turns
-    secrets = local_secrets()
+    eth = ["ETHUSDT"]
+    reduce = {"strategy": "reduce_exposure", "params": {"fraction": 0.5, "symbols": eth}}
+    hedge = {"strategy": "hedge", "params": {"hedge_ratio": 0.5, "when": "always", "symbols": eth}}
     messages = crossing_messages()
     async with serve(server.app) as port:
-        eth = ["ETHUSDT"]
-        reduce = {"strategy": "reduce_exposure", "params": {"fraction": 0.5, "symbols": eth}}
-        hedge = {
-            "strategy": "hedge",
-            "params": {"hedge_ratio": 0.5, "when": "always", "symbols": eth},
-        }
         settings = settings_for(port, policy={"levels": {1: [reduce, hedge]}})
-        runtime = build(
-            settings,
-            secrets,
-            mode="live",
-            identity="e2e",
-            journal_url=str(tmp_path / "journal.sqlite"),
-            approvals="auto",
-        )
-        source = create_live_sources(settings, secrets, ["binance"])[0]
-        runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
-        try:
+        async with live_run(settings, tmp_path):
             await asyncio.wait_for(server.subscribed.wait(), 10)
             now_ms = time.time_ns() // 1_000_000
             await server.play([_at(m, now_ms + k) for k, m in enumerate(messages)])
             await until(lambda: len(server.orders) == 2)  # the reduction, then the hedge
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            await source.close()
-            await runtime.close()
     sold, hedged = server.orders
     assert (sold["symbol"], sold["side"], sold["reduceOnly"]) == ("ETHUSDT", "SELL", True)
     assert float(sold["origQty"]) == pytest.approx(5.0)
