@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -63,21 +63,25 @@ def settings_for(port: int, mode: str = "live", policy: dict[str, Any] = REDUCE_
 
 
 @asynccontextmanager
-async def live_run(settings: Any, tmp_path: Path) -> AsyncIterator[None]:
-    """`liqguard run --live` on the local Binance's stream, auto approvals, while in the block."""
+async def live_run(
+    settings: Any, tmp_path: Path, mode: Literal["paper", "live"] = "live"
+) -> AsyncIterator[Any]:
+    """`liqguard run --live` (or a paper account on the live stream, no keys) on the local
+    Binance's stream with auto approvals, while in the block; yields the runtime."""
     secrets = local_secrets()
     runtime = build(
         settings,
         secrets,
-        mode="live",
-        identity="e2e",
+        mode=mode,
+        identity=f"e2e-{mode}",
         journal_url=str(tmp_path / "journal.sqlite"),
         approvals="auto",
     )
-    source = create_live_sources(settings, secrets, ["binance"])[0]
+    keys = secrets if mode == "live" else None
+    source = create_live_sources(settings, keys, ["binance"])[0]
     runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
     try:
-        yield
+        yield runtime
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
@@ -143,40 +147,26 @@ async def test_paper_broker_on_live_data_fills_at_live_marks(tmp_path: Path) -> 
     """`liqguard run --source binance`: live stream and marks, paper account, no keys."""
     server = LocalBinance()
     server.marks["BTCUSDT"] = 93_000.0
-    async with serve(server.app) as port:
-        settings = settings_for(port, mode="paper")
-        runtime = build(
-            settings,
-            local_secrets(),
-            mode="paper",
-            identity="e2e-paper",
-            journal_url=str(tmp_path / "journal.sqlite"),
-            approvals="auto",
-        )
-        source = create_live_sources(settings, None, ["binance"])[0]
-        runner = asyncio.create_task(runtime.orchestrator.run(source.events()))
-        try:
-            await asyncio.wait_for(server.marks_subscribed.wait(), 10)
-            await asyncio.wait_for(server.subscribed.wait(), 10)
-            await server.send_marks()  # the paper account opens at the first live price
-            for _ in range(500):
-                held = sum(p.size for p in (await runtime.broker.portfolio()).positions)
-                if held:
-                    break
-                await asyncio.sleep(0.01)
-            now_ms = time.time_ns() // 1_000_000  # after the marks: events must not be late
-            await server.play([_at(m, now_ms + k) for k, m in enumerate(crossing_messages())])
-            fills: list[Any] = []
-            for _ in range(500):
-                fills = runtime.journal.find(kinds=["fill"])
-                if fills:
-                    break
-                await asyncio.sleep(0.01)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            await source.close()
-            await runtime.close()
+    async with (
+        serve(server.app) as port,
+        live_run(settings_for(port, mode="paper"), tmp_path, "paper") as runtime,
+    ):
+        await asyncio.wait_for(server.marks_subscribed.wait(), 10)
+        await asyncio.wait_for(server.subscribed.wait(), 10)
+        await server.send_marks()  # the paper account opens at the first live price
+        for _ in range(500):
+            held = sum(p.size for p in (await runtime.broker.portfolio()).positions)
+            if held:
+                break
+            await asyncio.sleep(0.01)
+        now_ms = time.time_ns() // 1_000_000  # after the marks: events must not be late
+        await server.play([_at(m, now_ms + k) for k, m in enumerate(crossing_messages())])
+        fills: list[Any] = []
+        for _ in range(500):
+            fills = runtime.journal.find(kinds=["fill"])
+            if fills:
+                break
+            await asyncio.sleep(0.01)
     assert server.orders == []  # paper: nothing reached the exchange
     assert held > 0 and len(fills) == 1
     fill = fills[0]["payload"]
