@@ -87,9 +87,8 @@ class CcxtAccount:
         self.refresh_delay_s = refresh_delay_s
         self._dirty_handle: asyncio.TimerHandle | None = None  # a refresh is due after orders
         self.creates_sent = 0  # create requests sent (tests and status)
-        # Orders begun and answered, and the fills of those answered since the last read: the
-        # last read plus these is what the venue holds while `_derivable` (see portfolio)
-        self._orders_begun = 0
+        # Orders answered, and the fills of those answered since the last read: the last read
+        # plus these is what the venue holds while `_derivable` (see portfolio)
         self._orders_answered = 0
         self._unread: list[Fill] = []
         self._derivable = False
@@ -138,7 +137,7 @@ class CcxtAccount:
         `all_symbols` reads every symbol (at start, to find orders on symbols not held).
         """
         ex = self.exchange
-        orders_before = (self._orders_begun, self._orders_answered)
+        idle_before, answered_before = not self._on_way, self._orders_answered
         await self._markets(ex)
         opt = self.options_exchange if self.options_exchange is not ex else None
         raw_positions, balance, (opt_positions, opt_orders) = await asyncio.gather(
@@ -172,8 +171,9 @@ class CcxtAccount:
         self._all_symbols_read = all_symbols
         self._unread = []
         # an order on its way while the account was read may or may not be in what was read
-        orders_after = (self._orders_begun, self._orders_answered)
-        self._derivable = orders_before == orders_after and orders_after[0] == orders_after[1]
+        self._derivable = (
+            idle_before and not self._on_way and self._orders_answered == answered_before
+        )
         return self._portfolio
 
     async def _price(self, symbol: str) -> float | None:
@@ -258,7 +258,6 @@ class CcxtAccount:
         return self._portfolio
 
     def _order_begun(self) -> None:
-        self._orders_begun += 1
         task = asyncio.current_task()
         self._on_way[task] = self._on_way.get(task, 0) + 1
 
@@ -292,7 +291,7 @@ class CcxtAccount:
         """The last read with our fills since taken off its positions; None when that is not
         known to be what the venue holds (or the read is older than `refresh_s`)."""
         read = self._portfolio
-        if not self._derivable or read is None or self._orders_begun != self._orders_answered:
+        if not self._derivable or read is None or self._on_way:
             return None  # an order still on its way: its fill is not known yet
         if time.monotonic() - self._refreshed_s >= self.refresh_s:
             return None
